@@ -1,0 +1,1 @@
+"""Small reusable layers shared by the kMaX-DeepLab components."""

@@ -1,0 +1,1 @@
+"""kmax_tf.pixel_encoders."""
