@@ -1,17 +1,37 @@
 """Batch-normalization factory with DeepLab2's constants.
 
 DeepLab2 builds every kMaX BN as SyncBatchNormalization (momentum 0.99,
-epsilon 1e-3). `synchronized=True` in tf_keras reduces the batch statistics
-across replicas when training under tf.distribute and is a plain BN otherwise,
-so one model definition serves one device and many.
+epsilon 1e-3). We build plain BatchNormalization by default, which tf_keras can
+run fused (and grappler can fold into the preceding convolution at inference),
+and synchronized BN only while a model is constructed inside
+`synchronized_batch_norm(True)`, which the trainer does whenever there is more
+than one replica, so batch statistics are reduced across replicas there.
 """
+import contextlib
+import threading
+
 import tf_keras
 
 BN_MOMENTUM = 0.99
 BN_EPSILON = 1e-3
 
+_STATE = threading.local()
 
-def batch_norm(name, axis=-1, gamma_initializer="ones", synchronized=True):
+
+@contextlib.contextmanager
+def synchronized_batch_norm(enabled: bool):
+  """Within this block, batch_norm() builds synchronized (cross-replica) BN layers."""
+  previous = getattr(_STATE, "synchronized", False)
+  _STATE.synchronized = bool(enabled)
+  try:
+    yield
+  finally:
+    _STATE.synchronized = previous
+
+
+def batch_norm(name, axis=-1, gamma_initializer="ones", synchronized=None):
+  if synchronized is None:
+    synchronized = getattr(_STATE, "synchronized", False)
   return tf_keras.layers.BatchNormalization(
       axis=axis, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
       gamma_initializer=gamma_initializer, synchronized=synchronized, name=name)

@@ -1,0 +1,28 @@
+"""kmax_tf: kMaX-DeepLab (Yu et al., "k-means Mask Transformer", ECCV 2022) in TensorFlow.
+
+Public API (stable names):
+  load_config(path, overrides=())      -> parsed experiment config
+  build_model(config)                  -> tf_keras.Model (kMaX-DeepLab)
+  load_deeplab2_checkpoint(model, path) -> fills the model from a DeepLab2 checkpoint
+"""
+
+__version__ = "0.1.0"
+
+
+def load_config(path, overrides=()):
+  """Parses an experiment textproto strictly; `overrides` are 'dotted.field=value' strings."""
+  from kmax_tf.config import loader  # pylint: disable=g-import-not-at-top
+  return loader.load_config(path, overrides)
+
+
+def build_model(config, **kwargs):
+  """Builds (and creates the variables of) the kMaX-DeepLab model for `config`."""
+  from kmax_tf import model_builder  # pylint: disable=g-import-not-at-top
+  return model_builder.build_model(config, **kwargs)
+
+
+def load_deeplab2_checkpoint(model, path, **kwargs):
+  """Fills `model` from a DeepLab2 kMaX checkpoint (model-only, trainer or backbone layout)."""
+  from kmax_tf.checkpoints import deeplab2_checkpoint_reader  # pylint: disable=g-import-not-at-top
+  return deeplab2_checkpoint_reader.load_deeplab2_checkpoint(
+      model.deeplab2_variable_map(), path, **kwargs)

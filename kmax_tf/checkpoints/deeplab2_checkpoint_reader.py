@@ -1,0 +1,158 @@
+"""Reads DeepLab2 kMaX-DeepLab checkpoints into kmax_tf models, by explicit name mapping.
+
+DeepLab2 (kMaX-DeepLab, Yu et al., ECCV 2022) writes two layouts:
+  * model-only: `tf.train.Checkpoint(**model.checkpoint_items)`, what its export and
+    evaluation restore (keys `encoder/...`, `pixel_decoder/...`, ...);
+  * trainer: the same model keys plus `global_step`, `save_counter`, the two
+    AdamW optimizers and their slot variables (`.OPTIMIZER_SLOT/...`).
+ImageNet backbone checkpoints hold the pixel encoder alone, with or without the
+`encoder/` prefix.
+
+Every model variable is filled exactly once from the key its component's
+`deeplab2_variable_map` names; unmatched keys on either side and shape mismatches
+are errors that list them, and nothing is assigned unless all checks pass.
+"""
+import dataclasses
+import os
+from typing import Dict, Iterable, Optional
+
+import numpy as np
+import tensorflow as tf
+
+VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
+_TRAINER_ONLY_ROOTS = ("optimizer", "backbone_optimizer", "global_step", "save_counter",
+                       "_CHECKPOINTABLE_OBJECT_GRAPH")
+ENCODER_PREFIX = "encoder/"
+# Last layers whose shape depends on the class count (skipped when fine-tuning
+# to a dataset with a different number of classes).
+CLASS_DEPENDENT_PREFIXES = ("transformer_class_head/", "semantic_last_layer/")
+_MAX_LISTED = 25
+
+
+class CheckpointMismatchError(ValueError):
+  """The checkpoint and the model do not correspond name for name, shape for shape."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportReport:
+  path: str
+  layout: str  # 'model_only', 'trainer' or 'backbone'
+  num_assigned: int
+  global_step: Optional[int]
+  skipped: tuple
+
+
+def resolve_checkpoint_path(path: str) -> str:
+  """Accepts a checkpoint prefix or a directory holding a `checkpoint` file."""
+  if os.path.isdir(path):
+    latest = tf.train.latest_checkpoint(path)
+    if latest is None:
+      raise FileNotFoundError(f"No checkpoint found in directory {path!r} (no 'checkpoint' index file).")
+    return latest
+  if not tf.io.gfile.exists(path + ".index"):
+    raise FileNotFoundError(
+        f"Checkpoint {path!r} not found: expected the file {path + '.index'} "
+        "(pass the checkpoint prefix, e.g. .../ckpt-150000, or its directory).")
+  return path
+
+
+def _listing(items: Iterable[str]) -> str:
+  items = sorted(items)
+  shown = "\n    ".join(items[:_MAX_LISTED])
+  more = f"\n    ... and {len(items) - _MAX_LISTED} more" if len(items) > _MAX_LISTED else ""
+  return f"{len(items)}:\n    {shown}{more}"
+
+
+def model_keys_of(shape_map: Dict[str, list]) -> Dict[str, list]:
+  """Returns {key without suffix: shape} of the model variables in a checkpoint."""
+  out = {}
+  for key, shape in shape_map.items():
+    if not key.endswith(VALUE_SUFFIX) or ".OPTIMIZER_SLOT" in key:
+      continue
+    if key.split("/", 1)[0] in _TRAINER_ONLY_ROOTS:
+      continue
+    out[key[: -len(VALUE_SUFFIX)]] = list(shape)
+  return out
+
+
+KMAX_ROOTS = ("encoder", "pixel_decoder", "transformer_decoder", "pixel_space_head",
+              "transformer_mask_head", "transformer_class_head",
+              "pixel_space_feature_batch_norm", "pixel_space_mask_batch_norm",
+              "semantic_decoder", "semantic_head_without_last_layer", "semantic_last_layer")
+
+
+def detect_layout(shape_map: Dict[str, list]) -> str:
+  """'trainer', 'model_only', or 'backbone' (pixel-encoder keys only)."""
+  roots = {k.split("/", 1)[0] for k in shape_map}
+  if "global_step" in roots or "optimizer" in roots:
+    return "trainer"
+  model_roots = {k.split("/", 1)[0] for k in model_keys_of(shape_map)}
+  if model_roots & set(KMAX_ROOTS) - {"encoder"}:
+    return "model_only"
+  return "backbone"
+
+
+def load_deeplab2_checkpoint(variable_map: Dict[str, tf.Variable], path: str,
+                             *, backbone_only: bool = False,
+                             skip_prefixes: tuple = ()) -> ImportReport:
+  """Fills the variables of `variable_map` {DeepLab2 key (no suffix): variable}.
+
+  Args:
+    variable_map: the model's full DeepLab2 name map (KMaXDeepLab.deeplab2_variable_map()).
+    path: checkpoint prefix or directory, in DeepLab2's model-only, trainer or
+      ImageNet-backbone layout.
+    backbone_only: fill only the pixel encoder (keys under 'encoder/'); the
+      checkpoint may hold more (it is then read for the encoder alone) or only
+      the encoder, with or without the 'encoder/' prefix.
+    skip_prefixes: model keys starting with these are neither required nor filled
+      (e.g. CLASS_DEPENDENT_PREFIXES when fine-tuning to another class count).
+  Raises:
+    CheckpointMismatchError listing every unmatched name and shape mismatch.
+  """
+  path = resolve_checkpoint_path(path)
+  reader = tf.train.load_checkpoint(path)
+  shape_map = reader.get_variable_to_shape_map()
+  layout = detect_layout(shape_map)
+  # normalized key -> (key in the file, shape)
+  ckpt = {k: (k, s) for k, s in model_keys_of(shape_map).items()}
+  if layout == "backbone" and not any(k.startswith(ENCODER_PREFIX) for k in ckpt):
+    ckpt = {ENCODER_PREFIX + k: v for k, v in ckpt.items()}  # keys relative to the encoder
+
+  wanted = {k: v for k, v in variable_map.items() if not k.startswith(tuple(skip_prefixes))}
+  skipped = tuple(sorted(k for k in variable_map if k not in wanted))
+  if backbone_only or layout == "backbone":
+    wanted = {k: v for k, v in wanted.items() if k.startswith(ENCODER_PREFIX)}
+    ckpt = {k: v for k, v in ckpt.items() if k.startswith(ENCODER_PREFIX)}
+  ckpt = {k: v for k, v in ckpt.items() if not k.startswith(tuple(skip_prefixes))}
+
+  missing = set(wanted) - set(ckpt)
+  unexpected = set(ckpt) - set(wanted)
+  problems = []
+  if missing:
+    problems.append(f"model variables with no checkpoint entry {_listing(missing)}")
+  if unexpected:
+    problems.append(f"checkpoint entries the model does not have {_listing(unexpected)}")
+  mismatched = [f"{k}: checkpoint {ckpt[k][1]} vs model {list(v.shape)}"
+                for k, v in wanted.items() if k in ckpt and list(v.shape) != ckpt[k][1]]
+  if mismatched:
+    hint = ""
+    if any(m.startswith(CLASS_DEPENDENT_PREFIXES) for m in mismatched):
+      hint = ("\n  The class-dependent last layers differ: the checkpoint was trained with "
+              "another number of classes than the config's dataset. To fine-tune, skip them "
+              "(skip_prefixes=CLASS_DEPENDENT_PREFIXES).")
+    problems.append(f"shape mismatches {_listing(mismatched)}{hint}")
+  if problems:
+    raise CheckpointMismatchError(
+        f"DeepLab2 checkpoint {path} ({layout} layout) does not match the model:\n  "
+        + "\n  ".join(problems)
+        + "\n  (A different backbone, dataset or num_mask_slots than the config's is the usual cause.)")
+
+  # All checks passed: only now read and assign, so a failure leaves the model untouched.
+  values = {k: reader.get_tensor(ckpt[k][0] + VALUE_SUFFIX) for k in wanted}
+  for k, var in wanted.items():
+    var.assign(np.asarray(values[k], dtype=var.dtype.as_numpy_dtype))
+  global_step = None
+  if "global_step" + VALUE_SUFFIX in shape_map:
+    global_step = int(reader.get_tensor("global_step" + VALUE_SUFFIX))
+  return ImportReport(path=path, layout=layout, num_assigned=len(wanted),
+                      global_step=global_step, skipped=skipped)
