@@ -1,0 +1,61 @@
+"""Regenerates the serialized config descriptor from experiment.proto.
+
+kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022.
+
+kmax_tf never runs protoc at install or run time and ships no generated
+`*_pb2.py` (those are tied to one protobuf runtime version). Instead it ships
+`experiment.binpb`, a FileDescriptorSet compiled from `experiment.proto`, and
+builds message classes from it at import time. After editing the .proto run
+
+  python -m kmax_tf.config.regenerate
+
+which needs `grpcio-tools` (a test-only dependency, it bundles protoc).
+`tests/config/test_regenerate.py` fails when the two files disagree.
+"""
+
+import os
+import sys
+import tempfile
+
+CONFIG_DIR = os.path.dirname(os.path.abspath(__file__))
+PROTO_FILE = os.path.join(CONFIG_DIR, "experiment.proto")
+DESCRIPTOR_FILE = os.path.join(CONFIG_DIR, "experiment.binpb")
+# Compiling relative to the directory holding the `kmax_tf` package names the
+# file "kmax_tf/config/experiment.proto" inside the descriptor.
+_PROTO_ROOT = os.path.dirname(os.path.dirname(CONFIG_DIR))
+
+
+def compile_descriptor_set(proto_file: str = PROTO_FILE) -> bytes:
+  """Compiles `proto_file` with grpc_tools' protoc; returns the set's bytes."""
+  try:
+    from grpc_tools import protoc  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise ImportError(
+        "Regenerating the config descriptor needs grpcio-tools: "
+        "pip install grpcio-tools") from e
+  relative = os.path.relpath(proto_file, _PROTO_ROOT)
+  with tempfile.TemporaryDirectory() as tmp:
+    out = os.path.join(tmp, "descriptor.binpb")
+    status = protoc.main([
+        "protoc",
+        f"--proto_path={_PROTO_ROOT}",
+        f"--descriptor_set_out={out}",
+        "--include_imports",
+        relative,
+    ])
+    if status != 0:
+      raise RuntimeError(f"protoc failed on {proto_file} (exit {status})")
+    with open(out, "rb") as f:
+      return f.read()
+
+
+def main() -> int:
+  data = compile_descriptor_set()
+  with open(DESCRIPTOR_FILE, "wb") as f:
+    f.write(data)
+  print(f"wrote {DESCRIPTOR_FILE} ({len(data)} bytes)")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
