@@ -1,0 +1,96 @@
+"""Axial block: a bottleneck block whose 3x3 convolution is 2-D axial attention.
+
+Axial-DeepLab (Wang et al., ECCV 2020) and MaX-DeepLab (Wang et al., CVPR
+2021) define the block; kMaX-DeepLab (Yu et al., "k-means Mask Transformer",
+ECCV 2022) uses it beyond stride 16 in the axial-ResNet-50 backbone and at
+strides 32/16 of the pixel decoder:
+
+  act(x) -> 1x1 conv+BN+act (2 * filters) -> AxialAttention2D(filters) -> act
+         -> 1x1 conv+BN (4 * filters, gamma = 0) -> + shortcut(act(x))
+
+As in DeepLab2 (and BottleneckBlock), the input and the output are
+pre-activation features, the stride is applied inside the attention, and the
+projection shortcut exists only when the channel count changes.
+"""
+import tf_keras
+
+from kmax_tf.layers import activations
+from kmax_tf.layers import axial_attention_2d
+from kmax_tf.layers import conv_bn_act
+from kmax_tf.layers import drop_path
+
+
+@tf_keras.utils.register_keras_serializable(package="kmax_tf")
+class AxialBlock(tf_keras.layers.Layer):
+  """Axial-attention residual block with 4 * filters output channels.
+
+  Sub-layers (the checkpoint importer relies on these attributes):
+  `conv1_bn_act`, `attention` (AxialAttention2D), `conv3_bn`, `shortcut`
+  (ConvBNAct, or None after build when the channel count is unchanged), `drop_path`.
+  """
+
+  def __init__(self,
+               filters: int,
+               strides: int = 1,
+               activation: str = "gelu",
+               drop_path_keep_prob: float = 1.0,
+               bottleneck_expansion: int = 2,
+               key_expansion: float = 1.0,
+               value_expansion: float = 2.0,
+               num_heads: int = 8,
+               query_shape: int = 129,
+               **kwargs):
+    super().__init__(**kwargs)
+    self.filters = filters
+    self.strides = strides
+    self.activation = activation
+    self.drop_path_keep_prob = float(drop_path_keep_prob)
+    self.bottleneck_expansion = bottleneck_expansion
+    self.key_expansion = key_expansion
+    self.value_expansion = value_expansion
+    self.num_heads = num_heads
+    self.query_shape = query_shape
+    self.output_channels = 4 * filters
+    self._activation_fn = activations.get_activation(activation)
+
+    self.conv1_bn_act = conv_bn_act.ConvBNAct(
+        bottleneck_expansion * filters, 1, activation=activation, name="conv1_bn_act")
+    self.attention = axial_attention_2d.AxialAttention2D(
+        filters=filters, strides=strides, key_expansion=key_expansion,
+        value_expansion=value_expansion, num_heads=num_heads,
+        query_shape=query_shape, name="attention")
+    self.conv3_bn = conv_bn_act.ConvBNAct(
+        self.output_channels, 1, bn_gamma_initializer="zeros", name="conv3_bn")
+    self.drop_path = drop_path.DropPath(self.drop_path_keep_prob, name="drop_path")
+    # Created here rather than in build() so that its BN honours the
+    # batch-norm mode (synchronized or not) active at construction time.
+    self.shortcut = conv_bn_act.ConvBNAct(
+        self.output_channels, 1, strides=self.strides, name="shortcut")
+
+  def build(self, input_shape):
+    if input_shape[-1] == self.output_channels:
+      self.shortcut = None  # never called, so it owns no variables
+    super().build(input_shape)
+
+  def call(self, inputs, training=None):
+    x = self._activation_fn(inputs)
+    if self.shortcut is not None:
+      shortcut = self.shortcut(x, training=training)
+    elif self.strides != 1:
+      shortcut = x[:, ::self.strides, ::self.strides, :]
+    else:
+      shortcut = x
+    x = self.conv1_bn_act(x, training=training)
+    x = self._activation_fn(self.attention(x, training=training))
+    x = self.conv3_bn(x, training=training)
+    return self.drop_path(x, training=training) + shortcut
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(
+        filters=self.filters, strides=self.strides, activation=self.activation,
+        drop_path_keep_prob=self.drop_path_keep_prob,
+        bottleneck_expansion=self.bottleneck_expansion,
+        key_expansion=self.key_expansion, value_expansion=self.value_expansion,
+        num_heads=self.num_heads, query_shape=self.query_shape)
+    return config

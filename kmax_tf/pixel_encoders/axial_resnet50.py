@@ -1,0 +1,15 @@
+"""Axial-ResNet-50 pixel encoder of kMaX-DeepLab (Yu et al., ECCV 2022).
+
+DeepLab2's `axial_resnet50`, the MaX-DeepLab-S backbone (Wang et al., CVPR
+2021): inception stem, GELU, axial-attention blocks (Axial-DeepLab, ECCV 2020)
+for every block whose input stride is >= 16, output stride 32; see
+`axial_resnet.AxialResNet`.
+"""
+from kmax_tf.pixel_encoders import axial_resnet
+
+
+def axial_resnet50(drop_path_keep_prob: float = 1.0,
+                   name: str = "axial_resnet50") -> axial_resnet.AxialResNet:
+  return axial_resnet.AxialResNet(
+      stem_type="inception", use_axial_beyond_stride=16, activation="gelu",
+      num_blocks=(3, 4, 6, 3), drop_path_keep_prob=drop_path_keep_prob, name=name)

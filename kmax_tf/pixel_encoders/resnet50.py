@@ -1,0 +1,12 @@
+"""ResNet-50 pixel encoder of kMaX-DeepLab (Yu et al., ECCV 2022).
+
+DeepLab2's `resnet50` (He et al., CVPR 2016, in DeepLab2's form: 7x7 stem
+without max-pool, ReLU, output stride 32); see `axial_resnet.AxialResNet`.
+"""
+from kmax_tf.pixel_encoders import axial_resnet
+
+
+def resnet50(drop_path_keep_prob: float = 1.0, name: str = "resnet50") -> axial_resnet.AxialResNet:
+  return axial_resnet.AxialResNet(
+      stem_type="resnet", use_axial_beyond_stride=0, activation="relu",
+      num_blocks=(3, 4, 6, 3), drop_path_keep_prob=drop_path_keep_prob, name=name)
