@@ -1,0 +1,86 @@
+"""DeepLab2 checkpoint keys of the kMaX transformer decoder.
+
+Maps kmax_tf's `KMaXTransformerDecoder` (Yu et al., "k-means Mask Transformer",
+ECCV 2022) onto DeepLab2's model-only checkpoint layout under
+'transformer_decoder/'. DeepLab2 wraps each kMaX layer in a one-block
+`BlockGroup` (list `_kmax_decoder`, index = layer order) whose transformer is
+`_block1_transformer`, a dual-path transformer layer whose attention parts are
+flat attributes of that layer:
+
+  ours                                        DeepLab2 (under _kmax_decoder/<i>/_block1_transformer)
+  cluster_projection                          _memory_conv1_bn_act
+  pixel_projection                            _pixel_conv1_bn_act
+  self_attention.qkv                          _memory_qkv_conv_bn
+  self_attention.similarity_batch_norm        _memory_attention/_batch_norm_similarity
+  self_attention.retrieved_value_batch_norm   _memory_attention/_batch_norm_retrieved_value
+  self_attention.output_projection            _memory_conv3_bn
+  kmeans_cross_attention.pixel_value          _pixel_v_conv_bn
+  kmeans_cross_attention.retrieved_value_batch_norm
+                                              _kmeans_memory_batch_norm_retrieved_value
+  kmeans_cross_attention.output_projection    _kmeans_memory_conv3_bn
+  ffn_expand / ffn_project                    _memory_ffn_conv1_bn_act / _memory_ffn_conv2_bn
+  auxiliary_predictor                         _auxiliary_clustering_predictor/...
+
+plus `_class_embedding_projection`, `_mask_embedding_projection` and
+`cluster_centers` at the decoder level.
+"""
+from typing import Dict
+
+import tensorflow as tf
+
+from kmax_tf.checkpoints import deeplab2_mask_class_head_names as head_names
+
+
+def kmax_layer_variable_map(layer) -> Dict[str, tf.Variable]:
+  """{key relative to '_kmax_decoder/<i>/_block1_transformer/': variable} of one
+  built KMaXTransformerLayer."""
+  if not layer.built:
+    raise ValueError("Build the KMaXTransformerLayer (call it once) before mapping it.")
+  mapping = {}
+  _layer_map(mapping, "", layer)
+  head_names.check_complete(layer, mapping, "KMaXTransformerLayer")
+  return mapping
+
+
+def _layer_map(mapping, prefix, layer):
+  """Adds the layer's keys, each prefixed by `prefix` ('' or ending in '/')."""
+  add = head_names.add_conv_bn_act
+  add(mapping, f"{prefix}_memory_conv1_bn_act", layer.cluster_projection)
+  add(mapping, f"{prefix}_pixel_conv1_bn_act", layer.pixel_projection)
+  attention = layer.self_attention
+  add(mapping, f"{prefix}_memory_qkv_conv_bn", attention.qkv)
+  head_names.add_batch_norm(mapping, f"{prefix}_memory_attention/_batch_norm_similarity",
+                            attention.similarity_batch_norm)
+  head_names.add_batch_norm(mapping, f"{prefix}_memory_attention/_batch_norm_retrieved_value",
+                            attention.retrieved_value_batch_norm)
+  add(mapping, f"{prefix}_memory_conv3_bn", attention.output_projection)
+  kmeans = layer.kmeans_cross_attention
+  add(mapping, f"{prefix}_pixel_v_conv_bn", kmeans.pixel_value)
+  head_names.add_batch_norm(mapping, f"{prefix}_kmeans_memory_batch_norm_retrieved_value",
+                            kmeans.retrieved_value_batch_norm)
+  add(mapping, f"{prefix}_kmeans_memory_conv3_bn", kmeans.output_projection)
+  add(mapping, f"{prefix}_memory_ffn_conv1_bn_act", layer.ffn_expand)
+  add(mapping, f"{prefix}_memory_ffn_conv2_bn", layer.ffn_project)
+  for key, variable in head_names.auxiliary_predictor_variable_map(
+      layer.auxiliary_predictor).items():
+    head_names.add(mapping, f"{prefix}_auxiliary_clustering_predictor/{key}", variable)
+
+
+def deeplab2_variable_map(decoder) -> Dict[str, tf.Variable]:
+  """Returns {DeepLab2 key relative to 'transformer_decoder/': variable}.
+
+  Keys have no '/.ATTRIBUTES/VARIABLE_VALUE' suffix, e.g.
+  '_kmax_decoder/0/_block1_transformer/_memory_conv1_bn_act/_conv/kernel'.
+  """
+  if not decoder.built:
+    raise ValueError("Build the KMaXTransformerDecoder (call it once) before mapping it.")
+  mapping = {}
+  for i, layer in enumerate(decoder.kmax_layers):
+    _layer_map(mapping, f"_kmax_decoder/{i}/_block1_transformer/", layer)
+  head_names.add_conv_bn_act(mapping, "_class_embedding_projection",
+                             decoder.class_embedding_projection)
+  head_names.add_conv_bn_act(mapping, "_mask_embedding_projection",
+                             decoder.mask_embedding_projection)
+  head_names.add(mapping, "cluster_centers", decoder.cluster_centers)
+  head_names.check_complete(decoder, mapping, "KMaXTransformerDecoder")
+  return mapping
