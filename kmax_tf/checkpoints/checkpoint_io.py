@@ -34,7 +34,7 @@ def is_deeplab2_checkpoint(path: str) -> bool:
   return bool(roots & set(dl2.KMAX_ROOTS)) or "model" not in roots
 
 
-def load_checkpoint(model, path: str, skip_prefixes: tuple = ()):
+def load_checkpoint(model, path: str, skip_class_layers: bool = False):
   """Loads a kmax_tf or DeepLab2 checkpoint (prefix or directory) into a built model.
 
   Returns a short description of what was loaded. Any mismatch is an error.
@@ -42,7 +42,7 @@ def load_checkpoint(model, path: str, skip_prefixes: tuple = ()):
   path = dl2.resolve_checkpoint_path(path)
   if is_deeplab2_checkpoint(path):
     report = dl2.load_deeplab2_checkpoint(model.deeplab2_variable_map(), path,
-                                          skip_prefixes=skip_prefixes)
+                                          skip_class_layers=skip_class_layers)
     return f"DeepLab2 {report.layout} checkpoint {path}: {report.num_assigned} variables"
   status = tf.train.Checkpoint(model=model).read(path)
   try:

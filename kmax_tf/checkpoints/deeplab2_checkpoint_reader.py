@@ -24,8 +24,13 @@ _TRAINER_ONLY_ROOTS = ("optimizer", "backbone_optimizer", "global_step", "save_c
                        "_CHECKPOINTABLE_OBJECT_GRAPH")
 ENCODER_PREFIX = "encoder/"
 # Last layers whose shape depends on the class count (skipped when fine-tuning
-# to a dataset with a different number of classes).
-CLASS_DEPENDENT_PREFIXES = ("transformer_class_head/", "semantic_last_layer/")
+# to a dataset with a different number of classes): the final and the six
+# auxiliary class heads, and the semantic last layer.
+_CLASS_DEPENDENT_PARTS = ("transformer_class_head/", "semantic_last_layer/")
+
+
+def is_class_dependent(key: str) -> bool:
+  return any(key.startswith(p) or "/_" + p in key for p in _CLASS_DEPENDENT_PARTS)
 _MAX_LISTED = 25
 
 
@@ -94,7 +99,7 @@ def detect_layout(shape_map: Dict[str, list]) -> str:
 
 def load_deeplab2_checkpoint(variable_map: Dict[str, tf.Variable], path: str,
                              *, backbone_only: bool = False,
-                             skip_prefixes: tuple = ()) -> ImportReport:
+                             skip_class_layers: bool = False) -> ImportReport:
   """Fills the variables of `variable_map` {DeepLab2 key (no suffix): variable}.
 
   Args:
@@ -104,8 +109,8 @@ def load_deeplab2_checkpoint(variable_map: Dict[str, tf.Variable], path: str,
     backbone_only: fill only the pixel encoder (keys under 'encoder/'); the
       checkpoint may hold more (it is then read for the encoder alone) or only
       the encoder, with or without the 'encoder/' prefix.
-    skip_prefixes: model keys starting with these are neither required nor filled
-      (e.g. CLASS_DEPENDENT_PREFIXES when fine-tuning to another class count).
+    skip_class_layers: neither require nor fill the class-count-dependent last
+      layers (fine-tuning to a dataset with another number of classes).
   Raises:
     CheckpointMismatchError listing every unmatched name and shape mismatch.
   """
@@ -118,12 +123,15 @@ def load_deeplab2_checkpoint(variable_map: Dict[str, tf.Variable], path: str,
   if layout == "backbone" and not any(k.startswith(ENCODER_PREFIX) for k in ckpt):
     ckpt = {ENCODER_PREFIX + k: v for k, v in ckpt.items()}  # keys relative to the encoder
 
-  wanted = {k: v for k, v in variable_map.items() if not k.startswith(tuple(skip_prefixes))}
+  def skipped_key(key):
+    return skip_class_layers and is_class_dependent(key)
+
+  wanted = {k: v for k, v in variable_map.items() if not skipped_key(k)}
   skipped = tuple(sorted(k for k in variable_map if k not in wanted))
   if backbone_only or layout == "backbone":
     wanted = {k: v for k, v in wanted.items() if k.startswith(ENCODER_PREFIX)}
     ckpt = {k: v for k, v in ckpt.items() if k.startswith(ENCODER_PREFIX)}
-  ckpt = {k: v for k, v in ckpt.items() if not k.startswith(tuple(skip_prefixes))}
+  ckpt = {k: v for k, v in ckpt.items() if not skipped_key(k)}
 
   missing = set(wanted) - set(ckpt)
   unexpected = set(ckpt) - set(wanted)
@@ -136,10 +144,10 @@ def load_deeplab2_checkpoint(variable_map: Dict[str, tf.Variable], path: str,
                 for k, v in wanted.items() if k in ckpt and list(v.shape) != ckpt[k][1]]
   if mismatched:
     hint = ""
-    if any(m.startswith(CLASS_DEPENDENT_PREFIXES) for m in mismatched):
+    if any(is_class_dependent(m.split(":")[0]) for m in mismatched):
       hint = ("\n  The class-dependent last layers differ: the checkpoint was trained with "
               "another number of classes than the config's dataset. To fine-tune, skip them "
-              "(skip_prefixes=CLASS_DEPENDENT_PREFIXES).")
+              "(skip_class_layers=True).")
     problems.append(f"shape mismatches {_listing(mismatched)}{hint}")
   if problems:
     raise CheckpointMismatchError(

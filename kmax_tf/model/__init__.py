@@ -1,0 +1,1 @@
+"""kmax_tf.model: the kMaX-DeepLab meta architecture."""
