@@ -1,0 +1,191 @@
+r"""Panoptic segmentation of images with a kMaX-DeepLab model.
+
+  python -m kmax_tf.predict --config_file=configs/coco/kmax_r50.textproto \
+      --checkpoint=PATH --input=IMAGE_OR_DIR --output_dir=OUT
+
+For each image it writes, next to each other in OUT:
+  <name>_overlay.png   the photo blended with one colour per segment;
+  <name>_panoptic.png  COCO panoptic PNG (segment id = R + 256 G + 256^2 B, 0 = void);
+  <name>.json          COCO panoptic annotation of that PNG (segments with dataset
+                       category ids, area, bbox, score) and the categories.
+The checkpoint may be ours or DeepLab2's (kMaX-DeepLab, Yu et al., ECCV 2022;
+model-only or trainer layout). Images are processed like DeepLab2's evaluation:
+long side resized to the eval crop (bilinear, align_corners), padded with 127.5,
+and the maps are brought back to the original size.
+"""
+import os
+import sys
+
+from absl import app
+from absl import flags
+import numpy as np
+from PIL import Image
+import tensorflow as tf
+import tqdm
+
+_CONFIG = flags.DEFINE_string("config_file", None, "Experiment textproto.", required=True)
+_CHECKPOINT = flags.DEFINE_string("checkpoint", None,
+                                  "kmax_tf or DeepLab2 checkpoint (prefix or directory).",
+                                  required=True)
+_INPUT = flags.DEFINE_string("input", None, "An image file or a directory of images.",
+                             required=True)
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where to write the results.", required=True)
+_OVERRIDES = flags.DEFINE_multi_string("config_override", [], "dotted.field=value edits.")
+_OVERLAY_ALPHA = flags.DEFINE_float("overlay_alpha", 0.55, "Opacity of the segment colours.")
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+
+
+class PredictError(ValueError):
+  """An input the predictor cannot use (named in the message)."""
+
+
+def list_images(path):
+  if os.path.isdir(path):
+    files = sorted(os.path.join(path, f) for f in os.listdir(path)
+                   if f.lower().endswith(IMAGE_EXTENSIONS))
+    if not files:
+      raise PredictError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) in directory {path}.")
+    return files
+  if not os.path.exists(path):
+    raise PredictError(f"Input {path} does not exist.")
+  return [path]
+
+
+def read_image(path):
+  """Decodes with TF, as DeepLab2's input pipeline does (PIL decodes JPEGs differently)."""
+  try:
+    data = tf.io.read_file(path)
+    image = tf.io.decode_image(data, channels=3, expand_animations=False)
+  except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as e:
+    raise PredictError(f"Cannot read image {path}: not a decodable JPEG/PNG/GIF/BMP/WebP "
+                       f"file ({e.message.splitlines()[0] if e.message else type(e).__name__}).")
+  return image
+
+
+class PanopticPredictor:
+  """Model + DeepLab2-style eval preprocessing, returning maps at the image's size."""
+
+  def __init__(self, model, crop_size, min_resize_value, max_resize_value):
+    from kmax_tf.data import preprocessing  # pylint: disable=g-import-not-at-top
+    from kmax_tf import outputs as keys  # pylint: disable=g-import-not-at-top
+    self._pre = preprocessing
+    self._keys = keys
+    self._model = model
+    self.crop_size = list(crop_size)
+    self.min_resize_value = list(min_resize_value) or None
+    self.max_resize_value = list(max_resize_value) or None
+    self._forward = tf.function(self._predict, reduce_retracing=True)
+
+  def _predict(self, image):
+    keys = self._keys
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
+    size = self._pre.resize_to_range_size(height, width, self.min_resize_value,
+                                          self.max_resize_value)
+    resized = self._pre.resize_image(tf.cast(image, tf.float32), size)
+    padded, _ = self._pre.pad_image_and_label(resized, None, 0, 0, *self.crop_size)
+    out = self._model(padded[tf.newaxis], training=False,
+                      output_keys=(keys.PANOPTIC_PRED, keys.INSTANCE_SCORES))
+    maps = tf.stack([tf.cast(out[keys.PANOPTIC_PRED][0], tf.float32),
+                     out[keys.INSTANCE_SCORES][0]], -1)[:size[0], :size[1]]
+    back = tf.raw_ops.ResizeNearestNeighbor(images=maps[tf.newaxis], size=[height, width],
+                                            align_corners=True, half_pixel_centers=False)[0]
+    return tf.cast(back[..., 0], tf.int32), back[..., 1]
+
+  def __call__(self, image):
+    panoptic, scores = self._forward(image)
+    return panoptic.numpy(), scores.numpy()
+
+
+def overlay(image, panoptic, descriptor, alpha):
+  """Blends one colour per segment (class colour, shifted per thing instance)."""
+  colours = np.zeros(panoptic.shape + (3,), np.float32)
+  classes = panoptic // descriptor.panoptic_label_divisor
+  instances = panoptic % descriptor.panoptic_label_divisor
+  palette = descriptor.colormap().astype(np.float32)
+  colours[:] = palette[np.clip(classes, 0, len(palette) - 1)]
+  shift = ((instances[..., None] * np.array([37, 71, 113])) % 61 - 30).astype(np.float32)
+  colours = np.clip(colours + np.where(instances[..., None] > 0, shift, 0), 0, 255)
+  void = classes == descriptor.ignore_label
+  blended = np.where(void[..., None], image, (1 - alpha) * image + alpha * colours)
+  # Segment boundaries in white make adjacent instances of one class visible.
+  edge = np.zeros_like(void)
+  edge[:-1] |= panoptic[:-1] != panoptic[1:]
+  edge[:, :-1] |= panoptic[:, :-1] != panoptic[:, 1:]
+  blended[edge] = 255
+  return blended.astype(np.uint8)
+
+
+def _categories(descriptor):
+  return [{"id": int(descriptor.train_id_to_eval_id[c]), "name": descriptor.class_names[c],
+           "isthing": int(descriptor.is_thing(c)),
+           "color": list(descriptor.class_colors[c])}
+          for c in range(descriptor.num_classes) if c != descriptor.ignore_label]
+
+
+def _write_png(path, array):
+  tmp = path + ".tmp.png"
+  Image.fromarray(array).save(tmp)
+  os.replace(tmp, path)
+
+
+def predict_files(predictor, files, output_dir, descriptor, alpha=0.55, progress=True):
+  """Runs the predictor on `files`, writing the three outputs per image."""
+  from kmax_tf.evaluation import coco_panoptic_writer  # pylint: disable=g-import-not-at-top
+  os.makedirs(output_dir, exist_ok=True)
+  categories = _categories(descriptor)
+  class_to_category = {c: int(descriptor.train_id_to_eval_id[c])
+                       for c in range(descriptor.num_classes) if c != descriptor.ignore_label}
+  written = []
+  bar = tqdm.tqdm(files, unit="image", disable=not progress or len(files) < 2)
+  for path in bar:
+    image = read_image(path)
+    panoptic, scores = predictor(image)
+    stem = os.path.splitext(os.path.basename(path))[0]
+    json_path = os.path.join(output_dir, f"{stem}.json")
+    writer = coco_panoptic_writer.CocoPanopticWriter(
+        json_path, categories, class_to_category, descriptor.panoptic_label_divisor,
+        descriptor.ignore_label, output_folder=output_dir)
+    annotation = writer.add(stem, panoptic, file_name=f"{stem}_panoptic.png")
+    # Segment scores: the post-processor's per-pixel instance score is constant per segment.
+    ids = np.unique(panoptic)
+    ids = ids[ids // descriptor.panoptic_label_divisor != descriptor.ignore_label]
+    for segment, label in zip(annotation["segments_info"], ids):
+      segment["score"] = float(np.max(scores[panoptic == label]))
+      segment["category_name"] = descriptor.class_names[int(label) // descriptor.panoptic_label_divisor]
+    writer.close()
+    _write_png(os.path.join(output_dir, f"{stem}_overlay.png"),
+               overlay(image.numpy().astype(np.float32), panoptic, descriptor, alpha))
+    written.append((stem, len(annotation["segments_info"])))
+  return written
+
+
+def main(argv):
+  del argv
+  import kmax_tf  # pylint: disable=g-import-not-at-top
+  from kmax_tf.checkpoints import checkpoint_io  # pylint: disable=g-import-not-at-top
+  files = list_images(_INPUT.value)
+  config = kmax_tf.load_config(_CONFIG.value, _OVERRIDES.value)
+  model = kmax_tf.build_model(config)
+  print(f"Loaded {checkpoint_io.load_checkpoint(model, _CHECKPOINT.value)}")
+  ev = config.eval_dataset_options
+  crop = list(ev.crop_size)
+  predictor = PanopticPredictor(model, crop, list(ev.min_resize_value) or crop,
+                                list(ev.max_resize_value) or crop)
+  for stem, count in predict_files(predictor, files, _OUTPUT_DIR.value, model.dataset_descriptor,
+                                   _OVERLAY_ALPHA.value):
+    print(f"{stem}: {count} segments -> {os.path.join(_OUTPUT_DIR.value, stem)}"
+          "{_overlay.png,_panoptic.png,.json}")
+  return 0
+
+
+def run():
+  try:
+    app.run(main)
+  except (ValueError, FileNotFoundError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+  run()
