@@ -1,1 +1,12 @@
-"""kmax_tf.data."""
+"""kmax_tf.data: panoptic datasets for kMaX-DeepLab (Yu et al., ECCV 2022).
+
+  datasets / dataset_descriptor   label spaces (get_dataset_descriptor)
+  build_panoptic_tfrecords        converter command (COCO, Cityscapes,
+                                  ADE20K, custom COCO-panoptic datasets)
+  tfrecord_format                 the record format (DeepLab2's)
+  input_pipeline.make_dataset     tf.data pipeline of (image, targets)
+  panoptic_sample_generator       preprocessing + loss targets
+
+Importing this package does not import TensorFlow (converter worker
+processes rely on that).
+"""
