@@ -1,1 +1,9 @@
-"""kmax_tf.losses."""
+"""kMaX-DeepLab / MaX-DeepLab training losses.
+
+kmax_loss.KMaXLoss combines every term (with deep supervision); the other
+modules hold the pieces: hungarian_matcher (in-graph optimal assignment),
+mask_ground_truth (targets as a padded mask set), matched_targets (matching and
+per-slot targets), pq_style_loss, mask_id_cross_entropy_loss,
+instance_discrimination_loss, semantic_loss, pixel_sampling, nonzero_mean and
+strided_downsample.
+"""
