@@ -9,7 +9,7 @@ SEMANTIC_LOGITS = "semantic_logits"
 PIXEL_SPACE_MASK_LOGITS = "pixel_space_mask_logits"
 TRANSFORMER_CLASS_LOGITS = "transformer_class_logits"
 PIXEL_SPACE_NORMALIZED_FEATURE = "pixel_space_normalized_feature"
-AUXILIARY_OUTPUTS = "auxiliary_outputs"
+AUXILIARY_OUTPUTS = "auxiliary_outputs_pred"
 
 # Post-processed outputs.
 PANOPTIC_PRED = "panoptic_pred"
