@@ -17,10 +17,25 @@ from kmax_tf.testing import deeplab2_fixtures as fx
 
 ROOT = fx.repo_root()
 
-# config -> (total, trainable, total without the auxiliary semantic branch)
+# config -> (total, trainable, total without the auxiliary semantic branch), counted on
+# DeepLab2's models built from the matching DeepLab2 textprotos.
 PARAMETER_COUNTS = {
     "configs/coco/kmax_r50.textproto": (72_650_796, 72_436_862, 56_787_526),
-    "configs/coco/kmax_convnext_tiny.textproto": (67_430_412, None, 61_095_462),
+    "configs/coco/kmax_axial_r50.textproto": (90_577_452, 90_272_254, 74_714_182),
+    "configs/coco/kmax_convnext_tiny.textproto": (67_430_412, 67_265_502, 61_095_462),
+    "configs/coco/kmax_convnext_small.textproto": (89_064_972, 88_900_062, 82_730_022),
+    "configs/coco/kmax_convnext_base.textproto": (129_912_300, 129_747_390, 121_671_686),
+    "configs/coco/kmax_convnext_large.textproto": (244_047_276, 243_882_366, 231_995_334),
+    "configs/cityscapes/kmax_r50.textproto": (57_198_651, 56_986_125, 56_609_064),
+    "configs/cityscapes/kmax_axial_r50.textproto": (75_127_483, 74_823_693, 74_537_896),
+    "configs/cityscapes/kmax_convnext_tiny.textproto": (61_142_875, 60_981_933, 60_918_088),
+    "configs/cityscapes/kmax_convnext_small.textproto": (82_777_435, 82_616_493, 82_552_648),
+    "configs/cityscapes/kmax_convnext_base.textproto": (121_793_147, 121_631_693, 121_495_400),
+    "configs/cityscapes/kmax_convnext_large.textproto": (232_264_891, 232_102_413, 231_821_224),
+    "configs/ade20k/kmax_r50.textproto": (72_685_748, 72_471_814, 56_818_109),
+    "configs/ade20k/kmax_r50_res1281.textproto": (72_685_748, 72_471_814, 56_818_109),
+    "configs/ade20k/kmax_convnext_large.textproto": (244_082_228, 243_917_318, 232_025_917),
+    "configs/ade20k/kmax_convnext_large_res1281.textproto": (244_082_228, 243_917_318, 232_025_917),
 }
 
 
@@ -35,13 +50,19 @@ def _build(config_path, size):
   return kmax_tf.build_model(config)
 
 
-@pytest.mark.parametrize("config_path", sorted(PARAMETER_COUNTS))
+# Building the ConvNeXt-B/L variants (120-245M parameters) takes ~30 s each here; they and
+# the res1281 configs (same networks as their 641 twins) run with --run-large.
+_LARGE_VARIANTS = ("convnext_base", "convnext_large", "res1281")
+
+
+@pytest.mark.parametrize("config_path", [
+    pytest.param(p, marks=pytest.mark.large) if any(v in p for v in _LARGE_VARIANTS) else p
+    for p in sorted(PARAMETER_COUNTS)])
 def test_parameter_counts_equal_deeplab2(config_path):
   total, trainable, without_semantic = PARAMETER_COUNTS[config_path]
   model = _build(config_path, 129)
   assert _num_params(model.variables) == total
-  if trainable is not None:
-    assert _num_params(model.trainable_variables) == trainable
+  assert _num_params(model.trainable_variables) == trainable
   semantic = model.semantic_head.variables + (
       model.semantic_decoder.variables if model.semantic_decoder is not None else [])
   assert _num_params(model.variables) - _num_params(semantic) == without_semantic
