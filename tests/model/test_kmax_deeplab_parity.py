@@ -34,10 +34,12 @@ def _assert_close(npz, key, actual):
   return diff
 
 
-@pytest.mark.parametrize("model_name", fx.MODEL_NAMES)
-def test_forward_parity_through_deeplab2_checkpoint(model_name, tmp_path):
+@pytest.mark.parametrize("model_name,synchronized_bn",
+                         [(name, True) for name in fx.MODEL_NAMES] + [("coco_r50", False)])
+def test_forward_parity_through_deeplab2_checkpoint(model_name, synchronized_bn, tmp_path):
+  """synchronized_bn=True is DeepLab2's BN; False is our default (fused) inference build."""
   npz = fx.forward_fixture(model_name)
-  model = parity_models.build_fixture_model(model_name)
+  model = parity_models.build_fixture_model(model_name, synchronized_batch_norm=synchronized_bn)
   prefix = deeplab2_checkpoint_writer.write_checkpoint(model_name, str(tmp_path / "ckpt"))
   report = kmax_tf.load_deeplab2_checkpoint(model, prefix)
   assert report.layout == "model_only"
