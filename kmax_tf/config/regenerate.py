@@ -13,7 +13,9 @@ which needs `grpcio-tools` (a test-only dependency, it bundles protoc).
 `tests/config/test_regenerate.py` fails when the two files disagree.
 """
 
+import importlib.util
 import os
+import subprocess
 import sys
 import tempfile
 
@@ -26,25 +28,24 @@ _PROTO_ROOT = os.path.dirname(os.path.dirname(CONFIG_DIR))
 
 
 def compile_descriptor_set(proto_file: str = PROTO_FILE) -> bytes:
-  """Compiles `proto_file` with grpc_tools' protoc; returns the set's bytes."""
-  try:
-    from grpc_tools import protoc  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    raise ImportError(
-        "Regenerating the config descriptor needs grpcio-tools: "
-        "pip install grpcio-tools") from e
+  """Compiles `proto_file` with grpc_tools' protoc; returns the set's bytes.
+
+  protoc runs in a child process: grpc_tools' native compiler crashes when it is
+  loaded into a process that has already loaded TensorFlow's protobuf runtime.
+  """
+  if importlib.util.find_spec("grpc_tools") is None:
+    raise ImportError("Regenerating the config descriptor needs grpcio-tools: "
+                      "pip install grpcio-tools")
   relative = os.path.relpath(proto_file, _PROTO_ROOT)
   with tempfile.TemporaryDirectory() as tmp:
     out = os.path.join(tmp, "descriptor.binpb")
-    status = protoc.main([
-        "protoc",
-        f"--proto_path={_PROTO_ROOT}",
-        f"--descriptor_set_out={out}",
-        "--include_imports",
-        relative,
-    ])
-    if status != 0:
-      raise RuntimeError(f"protoc failed on {proto_file} (exit {status})")
+    result = subprocess.run(
+        [sys.executable, "-m", "grpc_tools.protoc", f"--proto_path={_PROTO_ROOT}",
+         f"--descriptor_set_out={out}", "--include_imports", relative],
+        capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+      raise RuntimeError(f"protoc failed on {proto_file} (exit {result.returncode}): "
+                         f"{result.stderr.strip()}")
     with open(out, "rb") as f:
       return f.read()
 
