@@ -15,7 +15,6 @@ file stem.
 import os
 from typing import Dict, List, Optional, Tuple
 
-from kmax_tf.data import builtin_category_mapping
 from kmax_tf.data import coco_panoptic_json
 from kmax_tf.data import datasets
 from kmax_tf.data.conversion_item import ConversionItem
@@ -39,22 +38,8 @@ def conversion_items(root: str, split: str, image_dir: Optional[str] = None,
                      ) -> Tuple[List[ConversionItem], DatasetDescriptor,
                                 Dict[int, int]]:
   """Items of one split, the dataset descriptor, category -> training id."""
-  default_image_dir, default_json, default_dir = default_paths(root, split)
-  image_dir = image_dir or default_image_dir
-  panoptic_json = panoptic_json or default_json
-  panoptic_dir = panoptic_dir or default_dir
-  data = coco_panoptic_json.read_json(panoptic_json)
+  defaults = default_paths(root, split)
+  paths = (image_dir or defaults[0], panoptic_json or defaults[1], panoptic_dir or defaults[2])
   descriptor = datasets.get_dataset_descriptor(DATASET_NAME)
-  mapping = builtin_category_mapping.eval_id_mapping(descriptor)
-  if "annotations" in data:
-    builtin_category_mapping.check_categories(
-        descriptor, coco_panoptic_json.categories(data, panoptic_json),
-        mapping, panoptic_json)
-
-  def locate_image(image, unused_annotation):
-    return (os.path.join(image_dir, image["file_name"]),
-            coco_panoptic_json.file_stem(image["file_name"]))
-
-  items = coco_panoptic_json.conversion_items(data, panoptic_json,
-                                              panoptic_dir, locate_image)
+  items, mapping = coco_panoptic_json.builtin_dataset_items(descriptor, paths)
   return items, descriptor, mapping

@@ -12,6 +12,7 @@ import json
 import os
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
+from kmax_tf.data import builtin_category_mapping
 from kmax_tf.data import file_access
 from kmax_tf.data.conversion_item import ConversionItem
 from kmax_tf.data.panoptic_data_error import PanopticDataError
@@ -104,3 +105,23 @@ def conversion_items(data: Mapping, json_path: str, label_dir: str,
           list(annotation["segments_info"])))
   items.sort(key=lambda item: item.name)
   return items
+
+
+def builtin_dataset_items(descriptor, paths: Tuple[str, str, str]
+                          ) -> Tuple[List[ConversionItem], Dict[int, int]]:
+  """Items and category -> training id of COCO-format files of a built-in dataset.
+
+  `paths` is (image_dir, panoptic_json, panoptic_dir); images are named by the
+  JSON's file_name. An image-info JSON (no annotations) gives unlabeled items.
+  """
+  image_dir, panoptic_json, panoptic_dir = paths
+  data = read_json(panoptic_json)
+  mapping = builtin_category_mapping.eval_id_mapping(descriptor)
+  if "annotations" in data:
+    builtin_category_mapping.check_categories(
+        descriptor, categories(data, panoptic_json), mapping, panoptic_json)
+
+  def locate_image(image, unused_annotation):
+    return os.path.join(image_dir, image["file_name"]), file_stem(image["file_name"])
+
+  return conversion_items(data, panoptic_json, panoptic_dir, locate_image), mapping

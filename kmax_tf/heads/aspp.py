@@ -98,8 +98,9 @@ class ASPP(tf_keras.layers.Layer):
       pooled = tf.nn.avg_pool2d(x, ksize=window, strides=1, padding="VALID")
     pooled = self.pool_conv_bn_act(pooled, training=training)
     size = tf.shape(x)[1:3]
-    return tf.raw_ops.ResizeBilinear(images=pooled, size=size, align_corners=True,
-                                     half_pixel_centers=False)
+    # ResizeBilinear always returns float32; keep the mixed-precision dtype.
+    return tf.cast(tf.raw_ops.ResizeBilinear(images=pooled, size=size, align_corners=True,
+                                             half_pixel_centers=False), x.dtype)
 
   def call(self, inputs, training=None):
     if self.use_only_1x1_proj_conv:

@@ -101,7 +101,7 @@ class MaskClassHead(tf_keras.layers.Layer):
 
     class_logits = self.transformer_class_head(
         features[outputs.TRANSFORMER_CLASS_FEATURE], training=training)
-    class_logits = class_logits + tf.constant(void_prior_bias(self.num_classes), tf.float32)
+    class_logits = class_logits + tf.constant(void_prior_bias(self.num_classes), class_logits.dtype)
 
     mask_kernel = self.transformer_mask_head(
         features[outputs.TRANSFORMER_MASK_FEATURE], training=training)

@@ -110,6 +110,7 @@ class SemanticDecoder(tf_keras.layers.Layer):
       low_level = project(features[key], training=training)
       x = tf.raw_ops.ResizeBilinear(images=x, size=tf.shape(low_level)[1:3],
                                     align_corners=True, half_pixel_centers=False)
+      x = tf.cast(x, low_level.dtype)  # the resize returns float32 for any input
       x = tf.concat([x, low_level], axis=-1)
       for layer in fusion:
         x = layer(x, training=training)

@@ -14,19 +14,18 @@ projection shortcut exists only when the channel count changes.
 """
 import tf_keras
 
-from kmax_tf.layers import activations
 from kmax_tf.layers import axial_attention_2d
 from kmax_tf.layers import conv_bn_act
-from kmax_tf.layers import drop_path
+from kmax_tf.layers import residual_bottleneck
 
 
 @tf_keras.utils.register_keras_serializable(package="kmax_tf")
-class AxialBlock(tf_keras.layers.Layer):
+class AxialBlock(residual_bottleneck.ResidualBottleneck):
   """Axial-attention residual block with 4 * filters output channels.
 
   Sub-layers (the checkpoint importer relies on these attributes):
-  `conv1_bn_act`, `attention` (AxialAttention2D), `conv3_bn`, `shortcut`
-  (ConvBNAct, or None after build when the channel count is unchanged), `drop_path`.
+  `conv1_bn_act`, `attention` (AxialAttention2D), `conv3_bn`, and the base
+  class's `shortcut` and `drop_path`.
   """
 
   def __init__(self,
@@ -40,18 +39,13 @@ class AxialBlock(tf_keras.layers.Layer):
                num_heads: int = 8,
                query_shape: int = 129,
                **kwargs):
-    super().__init__(**kwargs)
+    super().__init__(4 * filters, strides, activation, drop_path_keep_prob, **kwargs)
     self.filters = filters
-    self.strides = strides
-    self.activation = activation
-    self.drop_path_keep_prob = float(drop_path_keep_prob)
     self.bottleneck_expansion = bottleneck_expansion
     self.key_expansion = key_expansion
     self.value_expansion = value_expansion
     self.num_heads = num_heads
     self.query_shape = query_shape
-    self.output_channels = 4 * filters
-    self._activation_fn = activations.get_activation(activation)
 
     self.conv1_bn_act = conv_bn_act.ConvBNAct(
         bottleneck_expansion * filters, 1, activation=activation, name="conv1_bn_act")
@@ -61,36 +55,16 @@ class AxialBlock(tf_keras.layers.Layer):
         query_shape=query_shape, name="attention")
     self.conv3_bn = conv_bn_act.ConvBNAct(
         self.output_channels, 1, bn_gamma_initializer="zeros", name="conv3_bn")
-    self.drop_path = drop_path.DropPath(self.drop_path_keep_prob, name="drop_path")
-    # Created here rather than in build() so that its BN honours the
-    # batch-norm mode (synchronized or not) active at construction time.
-    self.shortcut = conv_bn_act.ConvBNAct(
-        self.output_channels, 1, strides=self.strides, name="shortcut")
 
-  def build(self, input_shape):
-    if input_shape[-1] == self.output_channels:
-      self.shortcut = None  # never called, so it owns no variables
-    super().build(input_shape)
-
-  def call(self, inputs, training=None):
-    x = self._activation_fn(inputs)
-    if self.shortcut is not None:
-      shortcut = self.shortcut(x, training=training)
-    elif self.strides != 1:
-      shortcut = x[:, ::self.strides, ::self.strides, :]
-    else:
-      shortcut = x
+  def _residual(self, x, training):
     x = self.conv1_bn_act(x, training=training)
     x = self._activation_fn(self.attention(x, training=training))
-    x = self.conv3_bn(x, training=training)
-    return self.drop_path(x, training=training) + shortcut
+    return self.conv3_bn(x, training=training)
 
   def get_config(self):
     config = super().get_config()
     config.update(
-        filters=self.filters, strides=self.strides, activation=self.activation,
-        drop_path_keep_prob=self.drop_path_keep_prob,
-        bottleneck_expansion=self.bottleneck_expansion,
+        filters=self.filters, bottleneck_expansion=self.bottleneck_expansion,
         key_expansion=self.key_expansion, value_expansion=self.value_expansion,
         num_heads=self.num_heads, query_shape=self.query_shape)
     return config

@@ -69,6 +69,10 @@ class MaskWisePostProcessor(tf_keras.layers.Layer):
                reorder_class_weight: float = 1.0,
                reorder_mask_weight: float = 1.0,
                **kwargs):
+    # Thresholds, scores and area counts are float32 work even when the network
+    # runs in mixed precision: bfloat16 would round probabilities near the
+    # thresholds and cannot count pixel areas exactly beyond 256.
+    kwargs.setdefault("dtype", "float32")
     super().__init__(**kwargs)
     self.thing_class_ids = [int(c) for c in thing_class_ids]
     self.label_divisor = int(label_divisor)
@@ -166,8 +170,8 @@ class MaskWisePostProcessor(tf_keras.layers.Layer):
     return tf.where(is_thing, thing_kept, stuff_kept)
 
   def call(self, inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-    mask_logits = tf.convert_to_tensor(inputs[outputs.PIXEL_SPACE_MASK_LOGITS])
-    class_logits = tf.convert_to_tensor(inputs[outputs.TRANSFORMER_CLASS_LOGITS])
+    mask_logits = tf.cast(inputs[outputs.PIXEL_SPACE_MASK_LOGITS], tf.float32)
+    class_logits = tf.cast(inputs[outputs.TRANSFORMER_CLASS_LOGITS], tf.float32)
     num_slots = mask_logits.shape[-1]
     num_classes = class_logits.shape[-1] - 1
     if num_slots is None or num_classes is None:

@@ -30,7 +30,7 @@ def hard_assignment(mask_logits):
   """One-hot cluster assignment [B, H*W, N] from mask logits [B, H, W, N]."""
   num_clusters = mask_logits.shape[-1]
   assignment = tf.one_hot(tf.argmax(mask_logits, axis=-1), depth=num_clusters,
-                          dtype=tf.float32)
+                          dtype=mask_logits.dtype)
   assignment = tf.stop_gradient(assignment)
   return tf.reshape(assignment, [tf.shape(mask_logits)[0], -1, num_clusters])
 

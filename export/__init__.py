@@ -1,0 +1,1 @@
+"""Command-line tools to deploy kMaX-DeepLab: SavedModel export, TFLite conversion, serving client."""

@@ -1,0 +1,82 @@
+"""Per-segment summary of a panoptic map, in TFLite-builtin operations.
+
+kMaX-DeepLab (Yu et al., "k-means Mask Transformer", ECCV 2022) pastes its mask
+slots in order of confidence; the post-processor's `instance_pred` is the
+paste position (1-based) of the slot covering each pixel and `semantic_scores`
+that slot's class confidence. A segment of the panoptic map is the set of
+pixels sharing one panoptic id: a thing segment is one slot, a stuff segment
+may gather several slots of its class, and is reported once, at the position
+of its most confident slot, with the summed area.
+
+The table is computed from the maps returned to the user (after resizing to
+the input size), so areas count returned pixels and every listed id occurs in
+the returned panoptic map. It uses segment sums/maxima instead of a histogram
+(bincount has no TFLite kernel).
+"""
+from typing import Dict
+
+import tensorflow as tf
+
+SEGMENT_IDS = "segment_ids"
+SEGMENT_CLASS_IDS = "segment_class_ids"
+SEGMENT_SCORES = "segment_scores"
+SEGMENT_AREAS = "segment_areas"
+NUM_SEGMENTS = "num_segments"
+SEGMENT_KEYS = (SEGMENT_IDS, SEGMENT_CLASS_IDS, SEGMENT_SCORES, SEGMENT_AREAS, NUM_SEGMENTS)
+
+
+def segment_table(panoptic: tf.Tensor, instance: tf.Tensor, scores: tf.Tensor,
+                  num_slots: int, label_divisor: int, void_id: int) -> Dict[str, tf.Tensor]:
+  """Segments of each image, most confident first, padded to `num_slots`.
+
+  Args:
+    panoptic: int32 [B, H, W]; `void_id` (and negative padding) is no segment.
+    instance: int32 [B, H, W] paste position in 1..num_slots.
+    scores: float32 [B, H, W] class confidence of the pasted slot.
+    num_slots: number of mask slots (upper bound of segments per image).
+    label_divisor: panoptic id = class id * label_divisor + instance id.
+    void_id: panoptic id of void pixels.
+
+  Returns:
+    segment_ids int32 [B, N] (panoptic ids, -1 padding), segment_class_ids
+    int32 [B, N] (-1 padding), segment_scores float32 [B, N] (0 padding),
+    segment_areas int32 [B, N] (0 padding), num_segments int32 [B].
+  """
+  batch = tf.shape(panoptic)[0]
+  valid = tf.logical_and(tf.not_equal(panoptic, void_id), panoptic >= 0)
+  # Row b * (N + 1) + position; position 0 collects every non-segment pixel.
+  position = tf.where(valid, tf.clip_by_value(instance, 1, num_slots), 0)
+  rows = position + tf.range(batch)[:, tf.newaxis, tf.newaxis] * (num_slots + 1)
+  rows = tf.reshape(rows, [-1])
+  num_rows = batch * (num_slots + 1)
+
+  def per_slot(values, reduce_fn):
+    table = reduce_fn(tf.reshape(values, [-1]), rows, num_rows)
+    return tf.reshape(table, [batch, num_slots + 1])[:, 1:]
+
+  area = per_slot(tf.cast(valid, tf.int32), tf.math.unsorted_segment_sum)
+  present = area > 0
+  slot_id = tf.where(present, per_slot(panoptic, tf.math.unsorted_segment_max), -1)
+  slot_score = tf.where(present, per_slot(scores, tf.math.unsorted_segment_max), 0.0)
+
+  # Slots sharing a panoptic id (stuff) form one segment, listed at its first slot.
+  same = tf.logical_and(tf.equal(slot_id[:, :, tf.newaxis], slot_id[:, tf.newaxis, :]),
+                        present[:, tf.newaxis, :])
+  earlier = tf.linalg.band_part(tf.ones([num_slots, num_slots], tf.int32), -1, 0) \
+      - tf.eye(num_slots, dtype=tf.int32)
+  has_earlier = tf.reduce_any(tf.logical_and(same, earlier[tf.newaxis] > 0), axis=-1)
+  first = tf.logical_and(present, tf.logical_not(has_earlier))
+  segment_area = tf.reduce_sum(tf.cast(same, tf.int32) * area[:, tf.newaxis, :], axis=-1)
+
+  # Listed segments first, in paste (confidence) order.
+  rank_key = tf.where(first, num_slots - tf.range(num_slots)[tf.newaxis], 0)
+  order = tf.math.top_k(rank_key, k=num_slots, sorted=True).indices
+  listed = tf.gather(first, order, batch_dims=1)
+  ids = tf.where(listed, tf.gather(slot_id, order, batch_dims=1), -1)
+  return {
+      SEGMENT_IDS: ids,
+      SEGMENT_CLASS_IDS: tf.where(listed, ids // label_divisor, -1),
+      SEGMENT_SCORES: tf.where(listed, tf.gather(slot_score, order, batch_dims=1), 0.0),
+      SEGMENT_AREAS: tf.where(listed, tf.gather(segment_area, order, batch_dims=1), 0),
+      NUM_SEGMENTS: tf.reduce_sum(tf.cast(first, tf.int32), axis=-1),
+  }
