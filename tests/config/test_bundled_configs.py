@@ -30,13 +30,27 @@ _KMAX_FIELDS = ("num_mask_slots", "high_resolution_output_stride",
                 "transformer_decoder_drop_path_keep_prob")
 
 
-def test_configs_directory_holds_exactly_the_model_zoo():
+# The Quickstart demo's config: trains on generated data, no DeepLab2 twin.
+DEMO_CONFIG = "configs/demo/kmax_demo.textproto"
+
+
+def test_configs_directory_holds_exactly_the_model_zoo_and_the_demo():
   found = set()
   for dirpath, _, files in os.walk(os.path.join(ROOT, "configs")):
     found.update(os.path.relpath(os.path.join(dirpath, f), ROOT)
                  for f in files if f.endswith(".textproto"))
-  assert found == set(CONFIGS)
+  assert found == set(CONFIGS) | {DEMO_CONFIG}
   assert "configs/coco/kmax_r50.textproto" in found  # Named in the README.
+
+
+def test_demo_config_documents_itself_and_parses():
+  text = "\n".join(_header(os.path.join(ROOT, DEMO_CONFIG)))
+  assert "python -m kmax_tf.demo" in text
+  assert f"python trainer.py --config_file={DEMO_CONFIG}" in text
+  assert "# Hardware:" in text and "2 CPU cores" in text
+  assert "# Expected result: PQ" in text
+  config = kconfig.load_config(os.path.join(ROOT, DEMO_CONFIG))
+  assert config.model_options.kmax_deeplab.num_mask_slots == 8
 
 
 def _header(path):
