@@ -38,12 +38,6 @@ def save_model_checkpoint(model, prefix: str) -> str:
   return os.path.join(out_dir, os.path.basename(written))
 
 
-def is_deeplab2_checkpoint(path: str) -> bool:
-  shape_map = tf.train.load_checkpoint(path).get_variable_to_shape_map()
-  roots = {k.split("/", 1)[0] for k in shape_map}
-  return bool(roots & set(dl2.KMAX_ROOTS)) or "model" not in roots
-
-
 def _object_graph(reader) -> Optional[trackable_object_graph_pb2.TrackableObjectGraph]:
   if not reader.has_tensor(_OBJECT_GRAPH_KEY):
     return None
@@ -59,6 +53,11 @@ def is_kmax_tf_checkpoint(reader) -> bool:
     return False
   roots = {child.local_name for child in graph.nodes[0].children}
   return MODEL_ROOT in roots and not roots & set(dl2.KMAX_ROOTS)
+
+
+def is_deeplab2_checkpoint(path: str) -> bool:
+  """Anything that is not ours goes to DeepLab2's explicit name mapping."""
+  return not is_kmax_tf_checkpoint(tf.train.load_checkpoint(path))
 
 
 def model_variable_keys(model, reader) -> Dict[int, str]:
@@ -89,6 +88,11 @@ def model_variable_keys(model, reader) -> Dict[int, str]:
       if child is not None:
         stack.append((child, reference.node_id))
   return keys
+
+
+def class_dependent_variables(model) -> Dict[str, tf.Variable]:
+  """{DeepLab2 key: variable} of the layers whose shape depends on the class count."""
+  return {k: v for k, v in model.deeplab2_variable_map().items() if dl2.is_class_dependent(k)}
 
 
 def load_kmax_tf_checkpoint(model, path: str, skip: Iterable[int] = ()) -> int:
@@ -135,7 +139,7 @@ def load_checkpoint(model, path: str, skip_class_layers: bool = False) -> str:
     report = dl2.load_deeplab2_checkpoint(model.deeplab2_variable_map(), path,
                                           skip_class_layers=skip_class_layers)
     return f"DeepLab2 {report.layout} checkpoint {path}: {report.num_assigned} variables"
-  skip = ({id(v) for k, v in model.deeplab2_variable_map().items() if dl2.is_class_dependent(k)}
+  skip = ({id(v) for v in class_dependent_variables(model).values()}
           if skip_class_layers else ())
   count = load_kmax_tf_checkpoint(model, path, skip)
   return f"kmax_tf checkpoint {path}: {count} variables"

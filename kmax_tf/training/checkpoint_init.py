@@ -14,7 +14,7 @@ Resuming from (or evaluating) a checkpoint is different: there a different
 class count means the config and the checkpoint disagree, and that is an error
 saying so.
 """
-from typing import Dict, List, Tuple
+from typing import List, Tuple
 
 import tensorflow as tf
 from absl import logging
@@ -23,15 +23,11 @@ from kmax_tf.checkpoints import checkpoint_io
 from kmax_tf.checkpoints import deeplab2_checkpoint_reader as dl2
 from kmax_tf.checkpoints.deeplab2_checkpoint_reader import CheckpointMismatchError
 
-def _class_dependent_variables(model) -> Dict[str, tf.Variable]:
-  return {k: v for k, v in model.deeplab2_variable_map().items() if dl2.is_class_dependent(k)}
-
-
 def class_count_mismatches(model, path: str) -> List[Tuple[str, list, list]]:
   """(DeepLab2 key, model shape, checkpoint shape) of class-dependent layers that differ."""
   reader = tf.train.load_checkpoint(path)
   shapes = reader.get_variable_to_shape_map()
-  variables = _class_dependent_variables(model)
+  variables = checkpoint_io.class_dependent_variables(model)
   if checkpoint_io.is_kmax_tf_checkpoint(reader):
     keys = checkpoint_io.model_variable_keys(model, reader)
     stored = {k: shapes.get(keys.get(id(v), ""), None) for k, v in variables.items()}
@@ -73,14 +69,7 @@ def initialize_from_checkpoint(model, path: str) -> str:
     logging.warning("Initial checkpoint %s has another class count (%s): the semantic and class "
                     "last layers are not restored and start from scratch.", path,
                     _class_counts(mismatches))
-  if checkpoint_io.is_kmax_tf_checkpoint(tf.train.load_checkpoint(path)):
-    skip = {id(v) for v in _class_dependent_variables(model).values()} if skip_classes else set()
-    count = checkpoint_io.load_kmax_tf_checkpoint(model, path, skip)
-    description = f"kmax_tf checkpoint {path}: {count} variables"
-  else:
-    report = dl2.load_deeplab2_checkpoint(model.deeplab2_variable_map(), path,
-                                          skip_class_layers=skip_classes)
-    description = f"DeepLab2 {report.layout} checkpoint {path}: {report.num_assigned} variables"
+  description = checkpoint_io.load_checkpoint(model, path, skip_class_layers=skip_classes)
   if skip_classes:
     description += " (class layers re-initialized)"
   return description
