@@ -15,6 +15,7 @@ import tensorflow as tf
 import tf_keras
 
 from kmax_tf.layers import activations
+from kmax_tf.layers import dilated_conv2d
 from kmax_tf.layers import normalization
 
 
@@ -68,7 +69,10 @@ class ConvBNAct(tf_keras.layers.Layer):
           dilation_rate=dilation_rate, depthwise_initializer=kernel_initializer,
           name="depthwise_conv")
     else:
-      self.conv = tf_keras.layers.Conv2D(
+      # Dilated stride-1 convs (ASPP) run as one native op; see DilatedConv2D.
+      conv_class = (dilated_conv2d.DilatedConv2D if dilation_rate > 1 and strides == 1
+                    else tf_keras.layers.Conv2D)
+      self.conv = conv_class(
           filters, kernel_size, strides=strides, padding=padding,
           use_bias=use_bias, dilation_rate=dilation_rate,
           kernel_initializer=kernel_initializer, name="conv")

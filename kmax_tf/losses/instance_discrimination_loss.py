@@ -18,6 +18,9 @@ from kmax_tf.losses.nonzero_mean import nonzero_mean
 
 # Logit given to void masks so the softmax ignores them (DeepLab2's value).
 _MASKED_LOGIT = -99999.0
+# Rows of the K x K sampled-pixel softmax built at once; see
+# _similarity_probabilities_times.
+_ROWS_PER_CHUNK = 1024
 
 
 def pixel_contrastive_instance_discrimination_loss(
@@ -46,14 +49,89 @@ def pixel_contrastive_instance_discrimination_loss(
   same_mask_count = tf.einsum("bkm,bm->bk", gt, tf.reduce_sum(gt, axis=1))
   target_logit = (tf.reduce_sum(feature * same_mask_feature_sum, axis=-1) / temperature /
                   tf.maximum(same_mask_count, 1.0))
+  if top_k_percent == 1.0:
+    # Every element of a top-k-free mean gets d(loss)/d(element) = weight /
+    # count, so the log-sum-exp terms reach the loss only through their sum,
+    # whose gradient is computed in the forward pass (see _logsumexp_and_sum):
+    # no K x K matrix outlives its own loss, whatever the pass order.
+    logsumexp, logsumexp_sum = _logsumexp_and_sum(feature, temperature)
+    cross_entropy = tf.where(same_mask_count > 0.5, logsumexp - target_logit,
+                             tf.zeros_like(logsumexp))
+    loss = nonzero_mean(cross_entropy, 1.0)
+    count = tf.reduce_sum(tf.cast(tf.not_equal(cross_entropy, 0.0), tf.float32), axis=1)
+    # An exact zero in value that carries the log-sum-exp gradient, so the
+    # value is bit-identical to the general path below.
+    carrier = tf.math.divide_no_nan(logsumexp_sum - tf.stop_gradient(logsumexp_sum), count)
+    return (loss + carrier) * loss_weight
   logsumexp = _similarity_logsumexp(feature, temperature)
   # Sampled void pixels have no target and add no loss. DeepLab2's gradient,
   # however, is TF's softmax cross-entropy gradient (softmax - labels), which
   # for an all-zero label row is the softmax: void pixels get the gradient of
-  # their log-sum-exp. We keep that gradient so training matches DeepLab2.
+  # their log-sum-exp. We keep that gradient so training matches DeepLab2
+  # (the top-k-free path above does the same: the carrier reaches every row).
   cross_entropy = tf.where(same_mask_count > 0.5, logsumexp - target_logit,
                            logsumexp - tf.stop_gradient(logsumexp))
   return nonzero_mean(cross_entropy, top_k_percent) * loss_weight
+
+
+def _similarity_probabilities_times(feature, temperature):
+  """(logsumexp [B, K], d(sum_k logsumexp_k)/d feature [B, K, C]) of f_k . f_j / T.
+
+  With P = softmax over j of f_k . f_j / T, the gradient is (P + P^T) f / T.
+  P is built _ROWS_PER_CHUNK rows at a time in a sequential loop, so the
+  loss never holds more than [B, _ROWS_PER_CHUNK, K] of it (at K = 4096 a full
+  P and its temporaries were 0.4-0.5 GB of the training step's peak); the
+  price is one more [B, R, K] x [B, R, C] product per chunk for the P^T f term.
+  """
+  num_samples = feature.shape[1]
+  rows = min(_ROWS_PER_CHUNK, num_samples)
+  num_chunks = -(-num_samples // rows)
+  # Zero query rows pad the last chunk; they add nothing to P^T f and their
+  # own rows are dropped below.
+  queries = tf.pad(feature, [[0, 0], [0, num_chunks * rows - num_samples], [0, 0]])
+
+  def chunk(i, logsumexps, row_terms, column_term):
+    query = queries[:, i * rows:(i + 1) * rows]
+    logits = tf.einsum("brc,bjc->brj", query, feature) / temperature
+    logsumexp = tf.reduce_logsumexp(logits, axis=-1)
+    probabilities = tf.exp(logits - logsumexp[:, :, None])
+    return (i + 1, logsumexps.write(i, logsumexp),
+            row_terms.write(i, tf.einsum("brj,bjc->brc", probabilities, feature)),
+            column_term + tf.einsum("brj,brc->bjc", probabilities, query))
+
+  _, logsumexps, row_terms, column_term = tf.while_loop(
+      lambda i, *_: i < num_chunks, chunk,
+      (tf.constant(0), tf.TensorArray(feature.dtype, num_chunks),
+       tf.TensorArray(feature.dtype, num_chunks), tf.zeros_like(feature)),
+      parallel_iterations=1)
+  batch, channels = tf.shape(feature)[0], feature.shape[2]
+  logsumexp = tf.reshape(tf.transpose(logsumexps.stack(), [1, 0, 2]), [batch, -1])
+  row_term = tf.reshape(tf.transpose(row_terms.stack(), [1, 0, 2, 3]), [batch, -1, channels])
+  return (logsumexp[:, :num_samples],
+          (row_term[:, :num_samples] + column_term) / temperature)
+
+
+def _logsumexp_and_sum(feature, temperature):
+  """Per-pixel log-sum-exp (no gradient) and its per-image sum (with gradient).
+
+  The sum's gradient is computed with its value, so the K x K logits are freed
+  before the next loss runs instead of waiting for the backward pass (7 of
+  them were alive at the training-step memory peak: 0.9 GB at K = 4096,
+  batch 2), and nothing is recomputed.
+  """
+
+  @tf.custom_gradient
+  def logsumexp_and_sum(feature):
+    logsumexp, gradient = _similarity_probabilities_times(feature, temperature)
+
+    def grad(upstream_logsumexp, upstream_sum):
+      del upstream_logsumexp  # The per-pixel values leave through stop_gradient.
+      return upstream_sum[:, None, None] * gradient
+
+    return (logsumexp, tf.reduce_sum(logsumexp, axis=1)), grad
+
+  logsumexp, logsumexp_sum = logsumexp_and_sum(feature)
+  return tf.stop_gradient(logsumexp), logsumexp_sum
 
 
 def _similarity_logsumexp(feature, temperature):
