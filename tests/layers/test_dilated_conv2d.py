@@ -21,7 +21,8 @@ def test_matches_keras_conv2d_value_and_gradient(rate, size):
   reference = tf_keras.layers.Conv2D(8, 3, padding="same", dilation_rate=rate, use_bias=True)
   ours.build(x.shape)
   reference.build(x.shape)
-  reference.set_weights([rng.randn(3, 3, 16, 8).astype(np.float32), rng.randn(8).astype(np.float32)])
+  reference.set_weights([rng.randn(3, 3, 16, 8).astype(np.float32),
+                         rng.randn(8).astype(np.float32)])
   ours.set_weights(reference.get_weights())
   results = []
   for layer in (ours, reference):
