@@ -26,63 +26,46 @@ def _case(seed=0, batch=2, pixels=60, masks=5, channels=8, samples=40):
   return one_hot, feature, indices
 
 
-def _direct_pixel_contrastive(feature, one_hot, indices, temperature):
+def _direct_pixel_contrastive(feature, one_hot, indices, temperature, top_k_percent=1.0):
   gt = tf.gather(one_hot, indices, batch_dims=1)
   same = tf.einsum("bkm,bjm->bkj", gt, gt)
   target = same / tf.maximum(tf.reduce_sum(same, -1, keepdims=True), 1.0)
   sampled = tf.gather(feature, indices, batch_dims=1)
   logits = tf.einsum("bkc,bjc->bkj", sampled, sampled) / temperature
   losses = tf.nn.softmax_cross_entropy_with_logits(target, logits)
+  if top_k_percent != 1.0:
+    losses = tf.math.top_k(losses, int(round(top_k_percent * losses.shape[1]))).values
   count = tf.reduce_sum(tf.cast(losses != 0, tf.float32), 1)
   return tf.math.divide_no_nan(tf.reduce_sum(losses, 1), count)
+
+
+def _assert_matches_direct(seed, top_k_percent, loss_weight):
+  one_hot, feature, indices = _case(seed=seed)
+  with tf.GradientTape(persistent=True) as tape:
+    tape.watch(feature)
+    ours = pixel_contrastive_instance_discrimination_loss(
+        feature, one_hot, indices, 0.3, top_k_percent=top_k_percent, loss_weight=loss_weight)
+    direct = loss_weight * _direct_pixel_contrastive(feature, one_hot, indices, 0.3,
+                                                     top_k_percent)
+    ours_total = tf.reduce_sum(ours * [1.0, 0.5])
+    direct_total = tf.reduce_sum(direct * [1.0, 0.5])
+  np.testing.assert_allclose(ours.numpy(), direct.numpy(), rtol=1e-5)
+  ours_grad = tape.gradient(ours_total, feature).numpy()
+  direct_grad = tape.gradient(direct_total, feature).numpy()
+  np.testing.assert_allclose(ours_grad, direct_grad, rtol=0, atol=1e-5 * np.abs(direct_grad).max())
 
 
 @pytest.mark.parametrize("rows_per_chunk", [1024, 16, 40])
 def test_pixel_contrastive_value_and_gradient(rows_per_chunk, monkeypatch):
   # 40 samples: one chunk, three chunks with a padded last one, exactly one.
   monkeypatch.setattr(instance_discrimination_loss, "_ROWS_PER_CHUNK", rows_per_chunk)
-  one_hot, feature, indices = _case()
-  with tf.GradientTape(persistent=True) as tape:
-    tape.watch(feature)
-    ours = pixel_contrastive_instance_discrimination_loss(feature, one_hot, indices, 0.3,
-                                                          loss_weight=2.0)
-    direct = 2.0 * _direct_pixel_contrastive(feature, one_hot, indices, 0.3)
-    ours_total = tf.reduce_sum(ours * [1.0, 0.5])
-    direct_total = tf.reduce_sum(direct * [1.0, 0.5])
-  np.testing.assert_allclose(ours.numpy(), direct.numpy(), rtol=1e-5)
-  ours_grad = tape.gradient(ours_total, feature).numpy()
-  direct_grad = tape.gradient(direct_total, feature).numpy()
-  np.testing.assert_allclose(ours_grad, direct_grad, rtol=0, atol=1e-5 * np.abs(direct_grad).max())
-
-
-def _direct_top_k(feature, one_hot, indices, temperature, top_k_percent):
-  gt = tf.gather(one_hot, indices, batch_dims=1)
-  same = tf.einsum("bkm,bjm->bkj", gt, gt)
-  target = same / tf.maximum(tf.reduce_sum(same, -1, keepdims=True), 1.0)
-  sampled = tf.gather(feature, indices, batch_dims=1)
-  logits = tf.einsum("bkc,bjc->bkj", sampled, sampled) / temperature
-  losses = tf.nn.softmax_cross_entropy_with_logits(target, logits)
-  k = int(round(top_k_percent * losses.shape[1]))
-  losses = tf.math.top_k(losses, k).values
-  count = tf.reduce_sum(tf.cast(losses != 0, tf.float32), 1)
-  return tf.math.divide_no_nan(tf.reduce_sum(losses, 1), count)
+  _assert_matches_direct(seed=0, top_k_percent=1.0, loss_weight=2.0)
 
 
 def test_pixel_contrastive_top_k_value_and_gradient():
   # The hard-pixel path keeps the recomputing log-sum-exp gradient; same
   # reference and tolerances as above.
-  one_hot, feature, indices = _case(seed=4)
-  with tf.GradientTape(persistent=True) as tape:
-    tape.watch(feature)
-    ours = pixel_contrastive_instance_discrimination_loss(feature, one_hot, indices, 0.3,
-                                                          top_k_percent=0.5)
-    direct = _direct_top_k(feature, one_hot, indices, 0.3, 0.5)
-    ours_total = tf.reduce_sum(ours * [1.0, 0.5])
-    direct_total = tf.reduce_sum(direct * [1.0, 0.5])
-  np.testing.assert_allclose(ours.numpy(), direct.numpy(), rtol=1e-5)
-  ours_grad = tape.gradient(ours_total, feature).numpy()
-  direct_grad = tape.gradient(direct_total, feature).numpy()
-  np.testing.assert_allclose(ours_grad, direct_grad, rtol=0, atol=1e-5 * np.abs(direct_grad).max())
+  _assert_matches_direct(seed=4, top_k_percent=0.5, loss_weight=1.0)
 
 
 def test_pixel_contrastive_top_k():
