@@ -62,7 +62,8 @@ def main(argv):
     print(f"error: {e}", file=sys.stderr)
     return 2
 
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from kmax_tf.lean_tensorflow_import import import_tensorflow_lean  # pylint: disable=g-import-not-at-top
+  tf = import_tensorflow_lean()
   import tf_keras  # pylint: disable=g-import-not-at-top
   from kmax_tf.checkpoints.deeplab2_checkpoint_reader import CheckpointMismatchError  # pylint: disable=g-import-not-at-top
   from kmax_tf.data.panoptic_data_error import PanopticDataError  # pylint: disable=g-import-not-at-top

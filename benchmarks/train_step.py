@@ -86,7 +86,9 @@ def _save_batch(args, path):
 
 def _child(args):
   """The measured run; prints one JSON line."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  # As trainer.py imports TensorFlow.
+  from kmax_tf.lean_tensorflow_import import import_tensorflow_lean  # pylint: disable=g-import-not-at-top
+  tf = import_tensorflow_lean()
   import tf_keras  # pylint: disable=g-import-not-at-top
   from kmax_tf import model_builder  # pylint: disable=g-import-not-at-top
   from kmax_tf.config import loader  # pylint: disable=g-import-not-at-top
@@ -94,6 +96,7 @@ def _child(args):
   from kmax_tf.training import experiment  # pylint: disable=g-import-not-at-top
   from kmax_tf.training import gradient_recomputation  # pylint: disable=g-import-not-at-top
   from kmax_tf.training import optimizer_builder  # pylint: disable=g-import-not-at-top
+  from kmax_tf.training.heap_trimmer import HeapTrimmer  # pylint: disable=g-import-not-at-top
   from kmax_tf.training.kmax_trainer import KMaXTrainer  # pylint: disable=g-import-not-at-top
 
   import numpy as np  # pylint: disable=g-import-not-at-top
@@ -121,6 +124,8 @@ def _child(args):
       lambda seed, first: strategy.experimental_distribute_dataset(
           tf.data.Dataset.from_tensors(batch).repeat()),
       seed=0, global_batch_size=args.batch, use_tf_while_loop=False)
+  # As run_experiment does around its training loop.
+  trimmer = HeapTrimmer().start()
   trainer.train_loop_begin()
   iterator = iter(trainer.train_dataset)
   step = tf.function(trainer.train_step)
@@ -134,6 +139,7 @@ def _child(args):
     times.append(time.perf_counter() - t0)
     cpu.append(time.process_time() - c0)
   losses = {k: float(v) for k, v in trainer.train_loop_end().items() if k.endswith("total_loss")}
+  trimmer.stop()
   print(json.dumps({
       "seconds_per_step": statistics.median(times), "min_seconds_per_step": min(times),
       "cpu_seconds_per_step": statistics.median(cpu),

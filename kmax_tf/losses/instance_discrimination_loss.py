@@ -20,7 +20,7 @@ from kmax_tf.losses.nonzero_mean import nonzero_mean
 _MASKED_LOGIT = -99999.0
 # Rows of the K x K sampled-pixel softmax built at once; see
 # _similarity_probabilities_times.
-_ROWS_PER_CHUNK = 1024
+_ROWS_PER_CHUNK = 256
 
 
 def pixel_contrastive_instance_discrimination_loss(
