@@ -14,7 +14,9 @@ COCO fixture images (../shared/fixtures/coco_val2017_16) converted by our COCO
 converter and preprocessed by the training input pipeline; this parent process
 makes it and saves it, the measured child only loads it (as DeepLab2's
 measurement, the input pipeline is not part of the measured process). The step
-is the trainer's own (KMaXTrainer.train_step).
+is the trainer's own (KMaXTrainer.train_step), and the child process imports
+TensorFlow and returns freed heap pages to the OS as trainer.py and
+run_experiment do (lean_tensorflow_import, HeapTrimmer).
 
 The measured process is a fresh child process: "time to first step" runs from
 its start (before importing TensorFlow) to the end of the first step, and peak
