@@ -18,6 +18,8 @@ def gelu(x):
   257x257, batch 2). The derivative Phi(x) + x phi(x) is recomputed from x
   instead; the forward value is tf.nn.gelu's, bit for bit.
   """
+  # Keep tf.nn.gelu's exact op pattern: the TFLite converter turns it into its
+  # builtin GELU, and TFLite has no builtin Erfc for any rewritten form.
   y = tf.nn.gelu(x, approximate=False)
 
   def grad(upstream):

@@ -50,3 +50,16 @@ def test_lookup():
   assert activations.get_activation("gelu") is activations.gelu
   with pytest.raises(ValueError, match="Unknown activation 'gelu2'"):
     activations.get_activation("gelu2")
+
+
+def test_gelu_converts_to_tflite_builtin_gelu():
+  # The TFLite converter recognizes tf.nn.gelu's exact op pattern; any other
+  # form of the erf GELU leaves an Erfc, which has no builtin kernel.
+  fn = tf.function(lambda x: activations.gelu(x) * 2.0,
+                   input_signature=[tf.TensorSpec([1, 4, 4, 8], tf.float32)])
+  converter = tf.lite.TFLiteConverter.from_concrete_functions(
+      [fn.get_concrete_function()], fn)
+  converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+  from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top
+  interpreter = Interpreter(model_content=converter.convert())
+  assert "GELU" in {op["op_name"] for op in interpreter._get_ops_details()}  # pylint: disable=protected-access
