@@ -12,8 +12,8 @@ thread keeps them out of the resident set; the first step's graph
 optimization is then trimmed before the step's activations peak.
 
 The trimming costs a few milliseconds per call and touches no live memory.
-On a C library without `malloc_trim` (macOS, musl) the trimmer says so once
-and does nothing else.
+On a C library without `malloc_trim` (macOS, musl), starting the trimmer logs
+a warning and does nothing else.
 """
 import ctypes
 import ctypes.util
