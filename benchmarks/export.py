@@ -12,10 +12,12 @@ checkpoint (confident outputs, so the post-processor pastes real segments). Step
      serving_default latency on real COCO photos (uint8 at their own size; the graph
      resizes, runs, post-processes and resizes back) and serve_image_bytes latency.
   3. Serving vs Keras, interleaved in one process so both see the same machine load:
-     each round runs the Keras model (`model(images, training=False)`: forward +
-     post-processing, the default inference outputs, in a tf.function, batch 1 at the
-     crop, on the photo already resized and padded) and then serving_default on the
-     photo itself.
+     each round runs the Keras model (`model(images, training=False,
+     output_keys=POST_PROCESSED_OUTPUTS)`: forward + post-processing, the maps serving
+     returns, in a tf.function, batch 1 at the crop, on the photo already resized and
+     padded) and then serving_default on the photo itself. Reports both medians and the
+     median of the per-round differences (serving minus Keras), which cancels the
+     slow drift of a shared machine.
   4. export/convert_tflite.py per quantization at the input size of the first photo;
      file size, conversion time, median latency in the stock ai_edge_litert
      interpreter (2 threads), and panoptic-pixel agreement with float32 TFLite and
@@ -103,7 +105,8 @@ def serving_vs_keras(crop, checkpoint, saved_model, photos, repeats):
   from kmax_tf.data import preprocessing  # pylint: disable=g-import-not-at-top
   model = kmax_tf.build_model(kmax_tf.load_config(CONFIG, _overrides(crop)))
   checkpoint_io.load_checkpoint(model, checkpoint)
-  forward = tf.function(lambda x: model(x, training=False))
+  forward = tf.function(lambda x: model(x, training=False,
+                                        output_keys=keys.POST_PROCESSED_OUTPUTS))
   serve = tf.saved_model.load(saved_model).signatures["serving_default"]
   images, crops = [], []
   for path in photos:
@@ -114,14 +117,22 @@ def serving_vs_keras(crop, checkpoint, saved_model, photos, repeats):
   forward(crops[0])
   serve(images=images[0])
   keras_times, serving_times = [], []
+
+  def timed(fn, times):
+    t0 = time.perf_counter()
+    _ = {k: v.numpy() for k, v in fn().items()}
+    times.append(time.perf_counter() - t0)
+
   for i in range(repeats):
-    t0 = time.perf_counter()
-    _ = {k: v.numpy() for k, v in forward(crops[i % len(crops)]).items()}
-    keras_times.append(time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    _ = {k: v.numpy() for k, v in serve(images=images[i % len(images)]).items()}
-    serving_times.append(time.perf_counter() - t0)
+    keras = (lambda: forward(crops[i % len(crops)]), keras_times)
+    serving = (lambda: serve(images=images[i % len(images)]), serving_times)
+    # Alternate which goes first, so neither always follows the other.
+    for fn, times in ((keras, serving) if i % 2 == 0 else (serving, keras)):
+      timed(fn, times)
+  differences = [s - k for s, k in zip(serving_times, keras_times)]
   return {"keras_median_s": statistics.median(keras_times), "keras_min_s": min(keras_times),
+          "median_difference_s": statistics.median(differences),
+          "serving_faster_rounds": sum(d < 0 for d in differences),
           "serving_median_s": statistics.median(serving_times),
           "serving_min_s": min(serving_times), "repeats": repeats,
           "keras_outputs": sorted(keys.POST_PROCESSED_OUTPUTS)}
@@ -214,7 +225,9 @@ def main():
                                                  2 * args.repeats)
   c = results["serving_vs_keras"]
   print(f"interleaved: Keras forward + post-processing {c['keras_median_s']:.3f} s, "
-        f"serving_default {c['serving_median_s']:.3f} s", flush=True)
+        f"serving_default {c['serving_median_s']:.3f} s; per round serving - Keras: median "
+        f"{1e3 * c['median_difference_s']:+.1f} ms, serving faster in "
+        f"{c['serving_faster_rounds']}/{c['repeats']} rounds", flush=True)
 
   size = list(tf.io.decode_image(tf.io.read_file(photos[0])).shape[:2])
   loaded = tf.saved_model.load(saved_model)

@@ -17,6 +17,13 @@ SEMANTIC_PRED = "semantic_pred"
 INSTANCE_PRED = "instance_pred"
 INSTANCE_SCORES = "instance_scores"
 SEMANTIC_SCORES = "semantic_scores"
+# Per-slot tables of the mask-wise post-processor, [B, N], indexed by paste
+# position (instance_pred - 1): the panoptic id a slot's pasted pixels carry
+# (void when the slot was dropped) and the slot's class confidence. Summaries of
+# the maps (kmax_tf.export.segment_table) read these instead of reducing
+# per-pixel maps.
+PASTED_SLOT_PANOPTIC_IDS = "pasted_slot_panoptic_ids"
+PASTED_SLOT_SCORES = "pasted_slot_scores"
 
 # Intermediate features passed between components.
 TRANSFORMER_CLASS_FEATURE = "transformer_class_feature"

@@ -11,8 +11,9 @@ ratios. TFLite has no float64 kernels, so the size is computed here in float32:
 for integer sizes below 2**24 the float32 quotient equals the float64 quotient
 rounded to float32 (a float64 quotient of such integers can never fall on a
 float32 rounding midpoint), so the sizes are identical (checked in tests).
-Nearest-neighbour resizing is written as two gathers, which also works on
-int32 maps in TFLite (its RESIZE_NEAREST_NEIGHBOR kernel does not take int32).
+Nearest-neighbour resizing is written as a gather of flat pixel indices, which
+also works on int32 maps in TFLite (its RESIZE_NEAREST_NEIGHBOR kernel does not
+take int32).
 """
 from typing import Optional, Sequence, Tuple
 
@@ -91,9 +92,15 @@ def _nearest_indices(in_size: tf.Tensor, out_size: tf.Tensor) -> tf.Tensor:
   return tf.minimum(index, in_size - 1)
 
 
-def resize_nearest_align_corners(maps: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
-  """[B, h, w] (any dtype) -> [B, size[0], size[1]] by corner-aligned nearest neighbour."""
+def crop_and_resize_nearest(maps: tf.Tensor, region: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
+  """maps[:, :region[0], :region[1]] resized to `size` by corner-aligned nearest neighbour.
+
+  [B, h, w] (any dtype) -> [B, size[0], size[1]]. One gather of flat pixel
+  indices: the cut and both axes in a single pass over the output.
+  """
   shape = tf.shape(maps)
-  rows = _nearest_indices(shape[1], size[0])
-  cols = _nearest_indices(shape[2], size[1])
-  return tf.gather(tf.gather(maps, rows, axis=1), cols, axis=2)
+  rows = _nearest_indices(region[0], size[0])
+  cols = _nearest_indices(region[1], size[1])
+  flat = tf.reshape(rows[:, tf.newaxis] * shape[2] + cols[tf.newaxis, :], [-1])
+  picked = tf.gather(tf.reshape(maps, [shape[0], shape[1] * shape[2]]), flat, axis=1)
+  return tf.reshape(picked, [shape[0], size[0], size[1]])

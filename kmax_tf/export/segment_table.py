@@ -2,16 +2,18 @@
 
 kMaX-DeepLab (Yu et al., "k-means Mask Transformer", ECCV 2022) pastes its mask
 slots in order of confidence; the post-processor's `instance_pred` is the
-paste position (1-based) of the slot covering each pixel and `semantic_scores`
-that slot's class confidence. A segment of the panoptic map is the set of
+paste position (1-based) of the slot covering each pixel, and it also returns
+per-slot tables in paste order: the panoptic id each slot's pixels carry and the
+slot's class confidence. A segment of the panoptic map is the set of
 pixels sharing one panoptic id: a thing segment is one slot, a stuff segment
 may gather several slots of its class, and is reported once, at the position
 of its most confident slot, with the summed area.
 
-The table is computed from the maps returned to the user (after resizing to
-the input size), so areas count returned pixels and every listed id occurs in
-the returned panoptic map. It uses segment sums/maxima instead of a histogram
-(bincount has no TFLite kernel).
+Areas are counted on the maps returned to the user (after resizing to the
+input size), so they count returned pixels and only slots that still cover a
+returned pixel are listed; ids and scores come from the per-slot tables, so
+the pixels are reduced once (one segment sum), not once per column. A segment
+sum stands in for a histogram (bincount has no TFLite kernel).
 """
 from typing import Dict
 
@@ -25,15 +27,17 @@ NUM_SEGMENTS = "num_segments"
 SEGMENT_KEYS = (SEGMENT_IDS, SEGMENT_CLASS_IDS, SEGMENT_SCORES, SEGMENT_AREAS, NUM_SEGMENTS)
 
 
-def segment_table(panoptic: tf.Tensor, instance: tf.Tensor, scores: tf.Tensor,
-                  num_slots: int, label_divisor: int, void_id: int) -> Dict[str, tf.Tensor]:
-  """Segments of each image, most confident first, padded to `num_slots`.
+def segment_table(panoptic: tf.Tensor, instance: tf.Tensor, slot_panoptic_ids: tf.Tensor,
+                  slot_scores: tf.Tensor, label_divisor: int,
+                  void_id: int) -> Dict[str, tf.Tensor]:
+  """Segments of each image, most confident first, padded to the slot count N.
 
   Args:
     panoptic: int32 [B, H, W]; `void_id` (and negative padding) is no segment.
-    instance: int32 [B, H, W] paste position in 1..num_slots.
-    scores: float32 [B, H, W] class confidence of the pasted slot.
-    num_slots: number of mask slots (upper bound of segments per image).
+    instance: int32 [B, H, W] paste position in 1..N.
+    slot_panoptic_ids: int32 [B, N] panoptic id of the pixels pasted at each
+      position (the post-processor's pasted_slot_panoptic_ids).
+    slot_scores: float32 [B, N] class confidence per position.
     label_divisor: panoptic id = class id * label_divisor + instance id.
     void_id: panoptic id of void pixels.
 
@@ -42,22 +46,21 @@ def segment_table(panoptic: tf.Tensor, instance: tf.Tensor, scores: tf.Tensor,
     int32 [B, N] (-1 padding), segment_scores float32 [B, N] (0 padding),
     segment_areas int32 [B, N] (0 padding), num_segments int32 [B].
   """
+  num_slots = slot_panoptic_ids.shape[-1]
+  if num_slots is None:
+    raise ValueError("slot_panoptic_ids must have a static slot axis; got shape "
+                     f"{slot_panoptic_ids.shape}")
   batch = tf.shape(panoptic)[0]
   valid = tf.logical_and(tf.not_equal(panoptic, void_id), panoptic >= 0)
   # Row b * (N + 1) + position; position 0 collects every non-segment pixel.
   position = tf.where(valid, tf.clip_by_value(instance, 1, num_slots), 0)
-  rows = position + tf.range(batch)[:, tf.newaxis, tf.newaxis] * (num_slots + 1)
-  rows = tf.reshape(rows, [-1])
-  num_rows = batch * (num_slots + 1)
-
-  def per_slot(values, reduce_fn):
-    table = reduce_fn(tf.reshape(values, [-1]), rows, num_rows)
-    return tf.reshape(table, [batch, num_slots + 1])[:, 1:]
-
-  area = per_slot(tf.cast(valid, tf.int32), tf.math.unsorted_segment_sum)
+  rows = tf.reshape(position + tf.range(batch)[:, tf.newaxis, tf.newaxis] * (num_slots + 1),
+                    [-1])
+  area = tf.math.unsorted_segment_sum(tf.ones_like(rows), rows, batch * (num_slots + 1))
+  area = tf.reshape(area, [batch, num_slots + 1])[:, 1:]
   present = area > 0
-  slot_id = tf.where(present, per_slot(panoptic, tf.math.unsorted_segment_max), -1)
-  slot_score = tf.where(present, per_slot(scores, tf.math.unsorted_segment_max), 0.0)
+  slot_id = tf.where(present, slot_panoptic_ids, -1)
+  slot_score = tf.where(present, slot_scores, 0.0)
 
   # Slots sharing a panoptic id (stuff) form one segment, listed at its first slot.
   same = tf.logical_and(tf.equal(slot_id[:, :, tf.newaxis], slot_id[:, tf.newaxis, :]),

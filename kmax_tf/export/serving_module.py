@@ -39,6 +39,7 @@ IMAGE_SIZES = "image_sizes"
 VALID_SIZE = "valid_size"
 MAP_KEYS = (keys.PANOPTIC_PRED, keys.SEMANTIC_PRED, keys.INSTANCE_PRED, keys.INSTANCE_SCORES)
 LOGIT_KEYS = (keys.PIXEL_SPACE_MASK_LOGITS, keys.TRANSFORMER_CLASS_LOGITS)
+SLOT_KEYS = (keys.PASTED_SLOT_PANOPTIC_IDS, keys.PASTED_SLOT_SCORES)
 # Value of pixels outside an image in serve_image_bytes outputs (batch padding).
 PAD_VALUE = -1
 
@@ -99,7 +100,7 @@ class KMaXServingModule(tf.Module):
     def post_process(mask_logits, class_logits):
       maps = post({keys.PIXEL_SPACE_MASK_LOGITS: mask_logits,
                    keys.TRANSFORMER_CLASS_LOGITS: class_logits})
-      return {k: maps[k] for k in MAP_KEYS + (keys.SEMANTIC_SCORES,)}
+      return {k: maps[k] for k in MAP_KEYS + SLOT_KEYS}
 
     # The tf.functions live in an untracked namespace: tracked ones would be
     # traced again when saving and stored twice (twice the graph to load).
@@ -181,13 +182,14 @@ class KMaXServingModule(tf.Module):
 
   def _from_crop(self, maps, resized, size):
     """Crop-size maps -> the resized region, resized to `size` (nearest)."""
-    return {k: image_geometry.resize_nearest_align_corners(v[:, :resized[0], :resized[1]], size)
-            for k, v in maps.items()}
+    return {k: image_geometry.crop_and_resize_nearest(maps[k], resized, size)
+            for k in MAP_KEYS}
 
-  def _with_segments(self, maps):
+  def _with_segments(self, maps, slots):
     table = segment_table.segment_table(
-        maps[keys.PANOPTIC_PRED], maps[keys.INSTANCE_PRED], maps[keys.SEMANTIC_SCORES],
-        self.num_slots, self.label_divisor, self.void_id)
+        maps[keys.PANOPTIC_PRED], maps[keys.INSTANCE_PRED],
+        slots[keys.PASTED_SLOT_PANOPTIC_IDS], slots[keys.PASTED_SLOT_SCORES],
+        self.label_divisor, self.void_id)
     result = {k: maps[k] for k in MAP_KEYS}
     result.update(table)
     return result
@@ -197,10 +199,9 @@ class KMaXServingModule(tf.Module):
     images, size = self._checked_images(images)
     resized = self._resized_size(size)
     logits = self._fns.network(self._to_crop(images, resized))
-    maps = self._from_crop(self._fns.post_process(logits[keys.PIXEL_SPACE_MASK_LOGITS],
-                                              logits[keys.TRANSFORMER_CLASS_LOGITS]),
-                           resized, size)
-    result = self._with_segments(maps)
+    crop_maps = self._fns.post_process(logits[keys.PIXEL_SPACE_MASK_LOGITS],
+                                       logits[keys.TRANSFORMER_CLASS_LOGITS])
+    result = self._with_segments(self._from_crop(crop_maps, resized, size), crop_maps)
     result[IMAGE_SIZES] = tf.tile(size[tf.newaxis], [tf.shape(images)[0], 1])
     return result
 
@@ -244,8 +245,8 @@ class KMaXServingModule(tf.Module):
         fn_output_signature=(tf.TensorSpec([*self.crop_size, 3], tf.float32),
                              tf.TensorSpec([2], tf.int32), tf.TensorSpec([2], tf.int32)))
     logits = self._fns.network(crops)
-    maps = self._fns.post_process(logits[keys.PIXEL_SPACE_MASK_LOGITS],
-                              logits[keys.TRANSFORMER_CLASS_LOGITS])
+    crop_maps = self._fns.post_process(logits[keys.PIXEL_SPACE_MASK_LOGITS],
+                                       logits[keys.TRANSFORMER_CLASS_LOGITS])
     largest = tf.reduce_max(sizes, axis=0)
 
     def undo(args):
@@ -255,9 +256,10 @@ class KMaXServingModule(tf.Module):
       return {k: tf.pad(v[0], pad, constant_values=tf.cast(PAD_VALUE, v.dtype))
               for k, v in out.items()}
 
-    maps = tf.map_fn(undo, (maps, sizes, resized), fn_output_signature={
-        k: tf.TensorSpec([None, None], v.dtype) for k, v in maps.items()})
-    result = self._with_segments(maps)
+    maps = tf.map_fn(undo, ({k: crop_maps[k] for k in MAP_KEYS}, sizes, resized),
+                     fn_output_signature={k: tf.TensorSpec([None, None], crop_maps[k].dtype)
+                                          for k in MAP_KEYS})
+    result = self._with_segments(maps, crop_maps)
     result[IMAGE_SIZES] = sizes
     return result
 

@@ -29,6 +29,11 @@ import tf_keras
 
 from kmax_tf import outputs
 
+# With a pixel threshold of at least this, no pixel is in more than two binary
+# masks (three softmax probabilities above 1/3 would sum past 1; the margin
+# covers float32 rounding of the softmax), which the fast paste relies on.
+TWO_MASK_THRESHOLD = 0.34
+
 
 def _stuff_class_ids(num_classes: int, thing_class_ids: Sequence[int],
                     ignore_label: int):
@@ -52,7 +57,9 @@ class MaskWisePostProcessor(tf_keras.layers.Layer):
   `transformer_class_logits` [B, N, K + 1] (last channel void).
   Output dict (all [B, H, W], (H, W) = output_size): panoptic_pred (int32,
   semantic * label_divisor + instance), instance_pred (int32), semantic_pred
-  (int32), instance_scores (float32), semantic_scores (float32).
+  (int32), instance_scores (float32), semantic_scores (float32); and the
+  per-slot tables pasted_slot_panoptic_ids (int32 [B, N]) and
+  pasted_slot_scores (float32 [B, N]) in paste order (see kmax_tf.outputs).
   """
 
   def __init__(self,
@@ -154,6 +161,81 @@ class MaskWisePostProcessor(tf_keras.layers.Layer):
         maximum_iterations=num_slots)
     return canvas, areas
 
+  def _paste_two_masks(self, probs, first_slot, order, confident):
+    """The paste of `_paste` when no pixel is in more than two masks.
+
+    probs: [B, H, W, N] slot probabilities; first_slot: int32 [B, H, W] argmax
+    slot; order: [B, N] slot per paste position; confident: bool [B, N] in
+    paste order. Returns canvas [B, P] and areas [B, N] equal to `_paste`'s.
+
+    A pixel in masks j < i (paste positions) is free at i's turn exactly when
+    j was dropped, so the pixels i loses are the pair counts C[j, i] of kept
+    j: the sequential decisions need only slot-level counts, and the pixels
+    are read once instead of once per slot.
+    """
+    num_slots = probs.shape[-1]
+    batch = tf.shape(probs)[0]
+    detected = tf.cast(probs > self.pixel_confidence_threshold, tf.float32)
+    detected = tf.reshape(detected, [-1, num_slots])
+    # Per pixel: how many masks, and the sum of their slot indices. Integers
+    # <= 2 * (N - 1), exact in float32 (and bfloat16) whatever the order of
+    # summation.
+    basis = tf.stack([tf.ones([num_slots]), tf.range(num_slots, dtype=tf.float32)], axis=1)
+    moments = tf.cast(tf.matmul(detected, basis), tf.int32)
+    count = tf.reshape(moments[:, 0], [batch, -1])
+    # The argmax slot is among the detected ones whenever any is: a detected
+    # slot's probability exceeds every undetected one.
+    slot_a = tf.reshape(first_slot, [batch, -1])
+    slot_b = tf.reshape(moments[:, 1], [batch, -1]) - slot_a
+    # Paste position of every slot (inverse of `order`).
+    positions = tf.range(num_slots)
+    rank = tf.reduce_sum(
+        tf.cast(tf.equal(order[:, :, tf.newaxis], positions), tf.int32)
+        * positions[tf.newaxis, :, tf.newaxis], axis=1)
+    in_one = count >= 1
+    in_two = count >= 2
+    pos_a = tf.gather(rank, slot_a, batch_dims=1)
+    pos_b = tf.gather(rank, tf.where(in_two, slot_b, slot_a), batch_dims=1)
+    early = tf.minimum(pos_a, pos_b)
+    late = tf.maximum(pos_a, pos_b)
+
+    # One segment sum for all counts, per image: N mask sizes counted at the
+    # early position, N counted at the late one (pixels in two masks), N * N
+    # pair counts, and a last bin for pixels that add nothing.
+    bins = 2 * num_slots + num_slots * num_slots + 1
+    unused = bins - 1
+    offsets = tf.range(batch)[:, tf.newaxis] * bins
+    ids = tf.concat([
+        tf.where(in_one, early, unused),
+        tf.where(in_two, num_slots + late, unused),
+        tf.where(in_two, 2 * num_slots + early * num_slots + late, unused)], axis=1)
+    ids = tf.reshape(ids + offsets, [-1])
+    counts = tf.math.unsorted_segment_sum(tf.ones_like(ids, tf.float32), ids, batch * bins)
+    counts = tf.reshape(counts, [batch, bins])
+    original = counts[:, :num_slots] + counts[:, num_slots:2 * num_slots]
+    pairs = tf.reshape(counts[:, 2 * num_slots:unused], [batch, num_slots, num_slots])
+
+    def body(i, keep, areas):
+      lost = tf.reduce_sum(keep * pairs[:, :, i], axis=-1)
+      original_i = original[:, i]
+      remaining = original_i - lost
+      kept = tf.logical_and(remaining > original_i * self.overlap_threshold,
+                            confident[:, i])
+      hot = tf.one_hot(i, num_slots, dtype=tf.float32)
+      keep = keep + tf.cast(kept, tf.float32)[:, tf.newaxis] * hot
+      areas = areas + tf.where(kept, remaining, 0.0)[:, tf.newaxis] * hot
+      return i + 1, keep, areas
+
+    zeros = tf.zeros([batch, num_slots], tf.float32)
+    _, keep, areas = tf.while_loop(
+        lambda i, *_: i < num_slots, body, (tf.constant(0), zeros, zeros),
+        maximum_iterations=num_slots)
+    keep = keep > 0.5
+    early_pasted = tf.logical_and(in_one, tf.gather(keep, early, batch_dims=1))
+    late_pasted = tf.logical_and(in_two, tf.gather(keep, late, batch_dims=1))
+    canvas = tf.where(early_pasted, early + 1, tf.where(late_pasted, late + 1, 0))
+    return canvas, areas
+
   def _segment_kept(self, areas, class_pred, is_thing):
     """Area filter per sorted slot: thing by its own area, stuff by class area."""
     same_stuff_class = tf.logical_and(
@@ -195,36 +277,41 @@ class MaskWisePostProcessor(tf_keras.layers.Layer):
     argmax_slot = tf.argmax(logits, axis=-1, output_type=tf.int32)
     semantic_pred = tf.gather(class_ids, tf.gather(class_pred, argmax_slot, batch_dims=1))
 
+    # A scalar zero, not zeros_like(probs[..., 0]): with a dynamic batch that
+    # slice is a strided copy of the whole probability tensor.
     instance_scores = tf.where(any_detection[:, tf.newaxis, tf.newaxis],
-                               tf.reduce_max(probs, axis=-1), tf.zeros_like(probs[..., 0]))
-
-    # Binary masks as [B * N, H * W] rows so the paste order is a plain gather.
-    detected = probs > self.pixel_confidence_threshold
-    detected = tf.reshape(tf.transpose(detected, [0, 3, 1, 2]),
-                          [batch * num_slots, height * width])
-    rows = order + tf.range(batch)[:, tf.newaxis] * num_slots
-    sorted_masks = tf.reshape(tf.gather(detected, tf.reshape(rows, [-1])),
-                              [batch, num_slots, height * width])
+                               tf.reduce_max(probs, axis=-1), 0.0)
 
     sorted_class = tf.gather(class_pred, order, batch_dims=1)
     sorted_confidence = tf.gather(confidence, order, batch_dims=1)
     sorted_is_thing = tf.gather(is_thing, order, batch_dims=1)
     sorted_confident = tf.gather(confident, order, batch_dims=1)
 
-    canvas, areas = self._paste(sorted_masks, sorted_confident)
+    if self.pixel_confidence_threshold >= TWO_MASK_THRESHOLD:
+      canvas, areas = self._paste_two_masks(probs, argmax_slot, order, sorted_confident)
+    else:
+      # Binary masks as [B * N, H * W] rows so the paste order is a plain gather.
+      detected = probs > self.pixel_confidence_threshold
+      detected = tf.reshape(tf.transpose(detected, [0, 3, 1, 2]),
+                            [batch * num_slots, height * width])
+      rows = order + tf.range(batch)[:, tf.newaxis] * num_slots
+      sorted_masks = tf.reshape(tf.gather(detected, tf.reshape(rows, [-1])),
+                                [batch, num_slots, height * width])
+      canvas, areas = self._paste(sorted_masks, sorted_confident)
     kept = self._segment_kept(areas, sorted_class, sorted_is_thing)
 
+    # Everything a pasted pixel carries is a property of its slot: per-slot
+    # tables, then one gather per map.
+    void_id = self.ignore_label * self.label_divisor
+    slot_instance = tf.where(sorted_is_thing, tf.range(1, num_slots + 1)[tf.newaxis], 0)
+    slot_panoptic = tf.where(
+        kept, tf.gather(class_ids, sorted_class) * self.label_divisor + slot_instance,
+        void_id)
     pasted = canvas > 0
     position = tf.maximum(canvas - 1, 0)
-    pixel_class = tf.gather(class_ids, tf.gather(sorted_class, position, batch_dims=1))
-    pixel_is_thing = tf.gather(sorted_is_thing, position, batch_dims=1)
-    valid = tf.logical_and(pasted, tf.gather(kept, position, batch_dims=1))
-    instance = tf.where(pixel_is_thing, canvas, tf.zeros_like(canvas))
-    panoptic = tf.where(valid, pixel_class * self.label_divisor + instance,
-                        tf.fill(tf.shape(canvas), self.ignore_label * self.label_divisor))
-    semantic_scores = tf.where(
-        pasted, tf.gather(sorted_confidence, position, batch_dims=1),
-        tf.zeros_like(canvas, tf.float32))
+    panoptic = tf.where(pasted, tf.gather(slot_panoptic, position, batch_dims=1), void_id)
+    semantic_scores = tf.where(pasted, tf.gather(sorted_confidence, position, batch_dims=1),
+                               0.0)
 
     def as_map(x):
       return tf.reshape(x, [batch, height, width])
@@ -235,6 +322,8 @@ class MaskWisePostProcessor(tf_keras.layers.Layer):
         outputs.SEMANTIC_PRED: semantic_pred,
         outputs.INSTANCE_SCORES: instance_scores,
         outputs.SEMANTIC_SCORES: as_map(semantic_scores),
+        outputs.PASTED_SLOT_PANOPTIC_IDS: slot_panoptic,
+        outputs.PASTED_SLOT_SCORES: sorted_confidence,
     }
 
   def get_config(self):

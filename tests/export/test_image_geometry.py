@@ -46,13 +46,16 @@ def test_nearest_indices_equal_tf_kernel():
 
 
 @pytest.mark.parametrize("dtype", [tf.int32, tf.float32])
-def test_resize_nearest_maps(dtype):
+def test_crop_and_resize_nearest_equals_slice_then_tf_kernel(dtype):
   maps = tf.cast(tf.random.stateless_uniform([2, 37, 53], [1, 2], maxval=1000, dtype=tf.int32),
                  dtype)
-  for size in ([37, 53], [100, 7], [480, 640], [1, 1]):
-    np.testing.assert_array_equal(
-        image_geometry.resize_nearest_align_corners(maps, tf.constant(size)).numpy(),
-        _reference_nearest(maps, size).numpy())
+  for region in ([37, 53], [20, 53], [37, 9], [1, 1]):
+    for size in ([37, 53], [100, 7], [480, 640], [1, 1]):
+      np.testing.assert_array_equal(
+          image_geometry.crop_and_resize_nearest(maps, tf.constant(region),
+                                                 tf.constant(size)).numpy(),
+          _reference_nearest(maps[:, :region[0], :region[1]], size).numpy(),
+          err_msg=f"region {region} -> {size}")
 
 
 def test_pad_to_crop_matches_pipeline_padding():

@@ -1,0 +1,77 @@
+r"""Latency of the mask-wise panoptic post-processor alone, float32, batch 1.
+
+  python benchmarks/post_processing.py [--repeats 10] \
+      [--output_json benchmarks/results/post_processing.json]
+
+Input: the DeepLab2 post-processor fixture (../shared/fixtures/deeplab2_parity/
+postprocessor/, mask logits [1, 161, 161, 128] and class logits of a real COCO
+photo with confident outputs, so segments are pasted and filtered), turned into
+641x641 maps with COCO's evaluator settings, in one tf.function, after warm-up.
+kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022.
+
+DeepLab2's post-processing alone on this 2-core machine, confident outputs, R50
+641: 0.62 s (../shared/docs/deeplab2_measured.md).
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, _ROOT)
+
+import numpy as np  # pylint: disable=wrong-import-position
+import tensorflow as tf  # pylint: disable=wrong-import-position
+
+from kmax_tf import outputs as keys  # pylint: disable=wrong-import-position
+from kmax_tf.post_processing import mask_wise_post_processor  # pylint: disable=wrong-import-position
+from kmax_tf.testing import deeplab2_fixtures  # pylint: disable=wrong-import-position
+
+DEEPLAB2_SECONDS = 0.62
+# COCO evaluator_options of configs/coco/kmax_r50.textproto (label divisor of the fixture).
+COCO = dict(thing_class_ids=list(range(1, 81)), label_divisor=256, ignore_label=0,
+            thing_class_threshold=0.7, stuff_class_threshold=0.5, overlap_threshold=0.8,
+            thing_area_limit=400, stuff_area_limit=6400, pixel_confidence_threshold=0.4)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--repeats", type=int, default=10)
+  parser.add_argument("--output_json", default=os.path.join(
+      _ROOT, "benchmarks", "results", "post_processing.json"))
+  args = parser.parse_args()
+  path = os.path.join(deeplab2_fixtures.parity_dir(), "postprocessor",
+                      "postproc_coco_000000037777.npz")
+  with np.load(path) as npz:
+    mask_logits = tf.constant(npz["input/pixel_space_mask_logits"])
+    class_logits = tf.constant(npz["input/transformer_class_logits"])
+  post = mask_wise_post_processor.MaskWisePostProcessor(output_size=[641, 641], **COCO)
+  run = tf.function(lambda m, c: post({keys.PIXEL_SPACE_MASK_LOGITS: m,
+                                       keys.TRANSFORMER_CLASS_LOGITS: c}))
+  first = run(mask_logits, class_logits)
+  segments = len(np.unique(first[keys.PANOPTIC_PRED].numpy()))
+  times = []
+  for _ in range(args.repeats):
+    t0 = time.perf_counter()
+    _ = {k: v.numpy() for k, v in run(mask_logits, class_logits).items()}
+    times.append(time.perf_counter() - t0)
+  result = {"tf_version": tf.__version__, "input": os.path.basename(path),
+            "output_size": [641, 641], "panoptic_ids_in_map": segments,
+            "median_s": statistics.median(times), "min_s": min(times),
+            "repeats": args.repeats, "deeplab2_s": DEEPLAB2_SECONDS,
+            "ratio_to_deeplab2": statistics.median(times) / DEEPLAB2_SECONDS}
+  print(f"post-processing 641x641: median {1e3 * result['median_s']:.1f} ms "
+        f"(min {1e3 * result['min_s']:.1f} ms), {segments} panoptic ids in the map; "
+        f"DeepLab2 {1e3 * DEEPLAB2_SECONDS:.0f} ms ({result['ratio_to_deeplab2']:.2f}x)",
+        flush=True)
+  os.makedirs(os.path.dirname(args.output_json), exist_ok=True)
+  tmp = args.output_json + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(result, f, indent=2)
+  os.replace(tmp, args.output_json)
+
+
+if __name__ == "__main__":
+  main()
