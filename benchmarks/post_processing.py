@@ -6,7 +6,9 @@ r"""Latency of the mask-wise panoptic post-processor alone, float32, batch 1.
 Input: the DeepLab2 post-processor fixture (../shared/fixtures/deeplab2_parity/
 postprocessor/, mask logits [1, 161, 161, 128] and class logits of a real COCO
 photo with confident outputs, so segments are pasted and filtered), turned into
-641x641 maps with COCO's evaluator settings, in one tf.function, after warm-up.
+641x641 maps by the post-processor configs/coco/kmax_r50.textproto builds (its
+evaluator settings, the coco_panoptic descriptor), in one tf.function, after
+warm-up.
 kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022.
 
 DeepLab2's post-processing alone on this 2-core machine, confident outputs, R50
@@ -25,15 +27,14 @@ sys.path.insert(0, _ROOT)
 import numpy as np  # pylint: disable=wrong-import-position
 import tensorflow as tf  # pylint: disable=wrong-import-position
 
+import kmax_tf  # pylint: disable=wrong-import-position
+from kmax_tf import model_builder  # pylint: disable=wrong-import-position
 from kmax_tf import outputs as keys  # pylint: disable=wrong-import-position
-from kmax_tf.post_processing import mask_wise_post_processor  # pylint: disable=wrong-import-position
+from kmax_tf.data import datasets  # pylint: disable=wrong-import-position
 from kmax_tf.testing import deeplab2_fixtures  # pylint: disable=wrong-import-position
 
 DEEPLAB2_SECONDS = 0.62
-# COCO evaluator_options of configs/coco/kmax_r50.textproto (label divisor of the fixture).
-COCO = dict(thing_class_ids=list(range(1, 81)), label_divisor=256, ignore_label=0,
-            thing_class_threshold=0.7, stuff_class_threshold=0.5, overlap_threshold=0.8,
-            thing_area_limit=400, stuff_area_limit=6400, pixel_confidence_threshold=0.4)
+CONFIG = os.path.join(_ROOT, "configs", "coco", "kmax_r50.textproto")
 
 
 def main():
@@ -47,7 +48,9 @@ def main():
   with np.load(path) as npz:
     mask_logits = tf.constant(npz["input/pixel_space_mask_logits"])
     class_logits = tf.constant(npz["input/transformer_class_logits"])
-  post = mask_wise_post_processor.MaskWisePostProcessor(output_size=[641, 641], **COCO)
+  config = kmax_tf.load_config(CONFIG)
+  post = model_builder.build_post_processor(
+      config, datasets.get_dataset_descriptor(config.eval_dataset_options.dataset), [641, 641])
   run = tf.function(lambda m, c: post({keys.PIXEL_SPACE_MASK_LOGITS: m,
                                        keys.TRANSFORMER_CLASS_LOGITS: c}))
   first = run(mask_logits, class_logits)

@@ -199,21 +199,21 @@ class MaskWisePostProcessor(tf_keras.layers.Layer):
     early = tf.minimum(pos_a, pos_b)
     late = tf.maximum(pos_a, pos_b)
 
-    # One segment sum for all counts, per image: N mask sizes counted at the
-    # early position, N counted at the late one (pixels in two masks), N * N
-    # pair counts, and a last bin for pixels that add nothing.
-    bins = 2 * num_slots + num_slots * num_slots + 1
+    # One segment sum for all counts, per image: N mask sizes (a pixel in two
+    # masks adds to both), N * N pair counts, and a last bin for pixels that
+    # add nothing.
+    bins = num_slots + num_slots * num_slots + 1
     unused = bins - 1
     offsets = tf.range(batch)[:, tf.newaxis] * bins
     ids = tf.concat([
         tf.where(in_one, early, unused),
-        tf.where(in_two, num_slots + late, unused),
-        tf.where(in_two, 2 * num_slots + early * num_slots + late, unused)], axis=1)
+        tf.where(in_two, late, unused),
+        tf.where(in_two, num_slots + early * num_slots + late, unused)], axis=1)
     ids = tf.reshape(ids + offsets, [-1])
     counts = tf.math.unsorted_segment_sum(tf.ones_like(ids, tf.float32), ids, batch * bins)
     counts = tf.reshape(counts, [batch, bins])
-    original = counts[:, :num_slots] + counts[:, num_slots:2 * num_slots]
-    pairs = tf.reshape(counts[:, 2 * num_slots:unused], [batch, num_slots, num_slots])
+    original = counts[:, :num_slots]
+    pairs = tf.reshape(counts[:, num_slots:unused], [batch, num_slots, num_slots])
 
     def body(i, keep, areas):
       lost = tf.reduce_sum(keep * pairs[:, :, i], axis=-1)
