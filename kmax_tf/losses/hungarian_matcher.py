@@ -59,8 +59,9 @@ def hungarian_matching(costs: tf.Tensor) -> tf.Tensor:
 
 # Compiled with XLA whatever the caller does: the loops run ~30x faster than
 # as TF graph while-loops (measured on CPU, 256 x 256) and eager callers get
-# one compiled call instead of op-by-op execution.
-@tf.function(jit_compile=True)
+# one compiled call instead of op-by-op execution. Its loops are tf.while_loop,
+# so AutoGraph has nothing to convert (skipping it saves ~0.7 s per trace).
+@tf.function(jit_compile=True, autograph=False)
 def _solve_wide(costs):
   """Solves [B, n, m] with n <= m; returns (row_to_col [B, n], col_to_row [B, m])."""
   num_rows, num_cols = costs.shape.as_list()[1:]

@@ -294,3 +294,38 @@ def test_input_errors():
   wrong_classes = KMaXLoss(8, 0, (1, 2, 3), auxiliary_output_number=2)
   with pytest.raises(ValueError, match="transformer_class_logits has 7 channels"):
     wrong_classes(y_true, y_pred)
+
+
+def test_loss_and_matcher_are_not_autograph_converted(monkeypatch):
+  """Inside a tf.function with AutoGraph on, the loss terms and the matcher run unconverted.
+
+  Their loops are tf.while_loop; converting ~20 functions only cost trace time.
+  The spies record the AutoGraph status each function sees.
+  """
+  from tensorflow.python.autograph.core import ag_ctx  # pylint: disable=g-import-not-at-top
+  from kmax_tf.losses import hungarian_matcher  # pylint: disable=g-import-not-at-top
+  seen = {}
+
+  def spy(name, fn):
+    def wrapped(*args, **kwargs):
+      seen[name] = ag_ctx.control_status_ctx().status
+      return fn(*args, **kwargs)
+    return wrapped
+
+  monkeypatch.setattr(kmax_loss, "pq_style_mask_dice_term",
+                      spy("dice", kmax_loss.pq_style_mask_dice_term))
+  monkeypatch.setattr(kmax_loss, "semantic_loss", spy("semantic", kmax_loss.semantic_loss))
+  # Called inside the matcher's while loop, at trace time (a new matrix shape below).
+  monkeypatch.setattr(hungarian_matcher, "_augment",
+                      spy("matcher", hungarian_matcher._augment))  # pylint: disable=protected-access
+  # 11 slots: a matrix shape no other test traces the matcher with, so it is traced here.
+  loss, y_true, y_pred = _small_case(slots=11, auxiliary=1)
+
+  @tf.function
+  def total(t, p):
+    if tf.reduce_sum(p[outputs.SEMANTIC_LOGITS]) > 1e9:  # a tensor `if`: AutoGraph is on here
+      p = dict(p)
+    return loss(t, p)[kmax_loss.TOTAL_LOSS]
+
+  total(y_true, y_pred)
+  assert seen == {name: ag_ctx.Status.DISABLED for name in ("dice", "semantic", "matcher")}

@@ -120,3 +120,36 @@ def test_unknown_output_key_is_an_error():
   model = _build("configs/coco/kmax_r50.textproto", 65)
   with pytest.raises(ValueError, match="Unknown output_keys"):
     model(tf.zeros([1, 65, 65, 3]), training=False, output_keys=("panoptic",))
+
+
+def test_no_layer_below_the_model_is_autograph_converted():
+  """Inside tf.function (AutoGraph on), every sub-layer's call runs unconverted.
+
+  AutoGraph marks the code it converted by running it under an ENABLED control
+  status; the model's do_not_convert call switches it to DISABLED for everything
+  below. The spy records the status seen by the innermost layers of each part.
+  """
+  from tensorflow.python.autograph.core import ag_ctx  # pylint: disable=g-import-not-at-top
+  model = _build("configs/coco/kmax_r50.textproto", 65)
+  seen = {}
+  parts = {"encoder": model.pixel_encoder, "decoder": model.pixel_decoder,
+           "transformer": model.transformer_decoder, "heads": model.mask_class_head,
+           "post": model.post_processor}
+
+  def spy(name, call):
+    def wrapped(*args, **kwargs):
+      seen[name] = ag_ctx.control_status_ctx().status
+      return call(*args, **kwargs)
+    return wrapped
+
+  for name, part in parts.items():
+    part.call = spy(name, part.call)
+
+  @tf.function
+  def forward(x):
+    if tf.reduce_sum(x) > 0:  # AutoGraph is on in this function: a tensor `if`.
+      x = x * 1.0
+    return model(x, training=False)
+
+  forward(tf.ones([1, 65, 65, 3]))
+  assert seen == {name: ag_ctx.Status.DISABLED for name in parts}
