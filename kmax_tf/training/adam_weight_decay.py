@@ -51,32 +51,31 @@ class AdamWeightDecay(tf_keras.optimizers.legacy.Adam):
   def decays(self, variable) -> bool:
     return self.weight_decay > 0 and _identity(variable) in self._decayed
 
-  def _decay(self, variable, apply_state):
+  def _decay(self, grad, variable, apply_state):
+    """`variable -= lr * weight_decay * variable`, once `grad` exists."""
     if not self.decays(variable):
       return tf.no_op()
     device, dtype = variable.device, variable.dtype.base_dtype
     coefficients = ((apply_state or {}).get((device, dtype))
                     or self._fallback_apply_state(device, dtype))
-    return variable.assign_sub(coefficients["lr_t"] * tf.cast(self.weight_decay, dtype) * variable,
-                               use_locking=self._use_locking)
-
-  def _decay_after(self, grad, var, apply_state):
     # The decay does not read the gradient, so without this dependency the
-    # executor runs it as soon as the forward pass has read `var`: at the start
-    # of the step. The forward's read still holds the variable's buffer for the
-    # backward pass, so the assignment copies the variable (copy-on-write), and
-    # both copies stay alive through the forward and backward passes: 330 MB for
-    # COCO R50, at the step's memory peak. Waiting for the gradient moves the
-    # decay to the end of the backward pass, as in the eager order of updates.
+    # executor runs it as soon as the forward pass has read the variable, at the
+    # start of the step. That read still holds the variable's buffer for the
+    # backward pass, so the assignment copies the variable (copy-on-write) and
+    # both copies stay alive through the forward and backward passes: 330 MB at
+    # COCO R50's memory peak. Once the gradient exists, the backward pass has
+    # reached the variable's layer, and the read is released about then.
     with tf.control_dependencies([grad]):
-      return self._decay(var, apply_state)
+      return variable.assign_sub(
+          coefficients["lr_t"] * tf.cast(self.weight_decay, dtype) * variable,
+          use_locking=self._use_locking)
 
   def _resource_apply_dense(self, grad, var, apply_state=None):
-    with tf.control_dependencies([self._decay_after(grad, var, apply_state)]):
+    with tf.control_dependencies([self._decay(grad, var, apply_state)]):
       return super()._resource_apply_dense(grad, var, apply_state)
 
   def _resource_apply_sparse(self, grad, var, indices, apply_state=None):
-    with tf.control_dependencies([self._decay_after(grad, var, apply_state)]):
+    with tf.control_dependencies([self._decay(grad, var, apply_state)]):
       return super()._resource_apply_sparse(grad, var, indices, apply_state)
 
   def get_config(self):
