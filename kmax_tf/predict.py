@@ -1,7 +1,7 @@
 r"""Panoptic segmentation of images with a kMaX-DeepLab model.
 
   python -m kmax_tf.predict --config_file=configs/coco/kmax_r50.textproto \
-      --checkpoint=PATH --input=IMAGE_OR_DIR --output_dir=OUT
+      --checkpoint=PATH --input=IMAGE_OR_DIR --output_dir=OUT [--precision=bfloat16]
 
 For each image it writes, next to each other in OUT:
   <name>_overlay.png   the photo blended with one colour per segment;
@@ -23,6 +23,8 @@ from PIL import Image
 import tensorflow as tf
 import tqdm
 
+PRECISIONS = ("float32", "bfloat16")
+
 _CONFIG = flags.DEFINE_string("config_file", None, "Experiment textproto.", required=True)
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None,
                                   "kmax_tf or DeepLab2 checkpoint (prefix or directory).",
@@ -32,6 +34,11 @@ _INPUT = flags.DEFINE_string("input", None, "An image file or a directory of ima
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where to write the results.", required=True)
 _OVERRIDES = flags.DEFINE_multi_string("config_override", [], "dotted.field=value edits.")
 _OVERLAY_ALPHA = flags.DEFINE_float("overlay_alpha", 0.55, "Opacity of the segment colours.")
+_PRECISION = flags.DEFINE_enum(
+    "precision", "float32", PRECISIONS,
+    "Network compute type. float32 computes DeepLab2's numbers; bfloat16 (mixed: float32 "
+    "weights and post-processing) is faster on CPUs with AVX512_BF16 or AMX and on TPUs, "
+    "and its maps differ from float32 on a small fraction of pixels (BENCHMARKS.md).")
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
@@ -95,6 +102,30 @@ class PanopticPredictor:
   def __call__(self, image):
     panoptic, scores = self._forward(image)
     return panoptic.numpy(), scores.numpy()
+
+
+def build_inference_model(config, checkpoint: str, precision: str = "float32"):
+  """Builds the model of `config` for inference and loads `checkpoint` into it.
+
+  Returns (model, description of what was loaded). With precision "bfloat16"
+  the layers are built under the mixed_bfloat16 policy (float32 variables,
+  bfloat16 computation); the post-processor keeps float32 whatever the policy.
+  The global Keras policy is restored afterwards, so later models are
+  unaffected.
+  """
+  import tf_keras  # pylint: disable=g-import-not-at-top
+  import kmax_tf  # pylint: disable=g-import-not-at-top
+  from kmax_tf.checkpoints import checkpoint_io  # pylint: disable=g-import-not-at-top
+  if precision not in PRECISIONS:
+    raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
+  previous = tf_keras.mixed_precision.global_policy()
+  if precision == "bfloat16":
+    tf_keras.mixed_precision.set_global_policy("mixed_bfloat16")
+  try:
+    model = kmax_tf.build_model(config)
+  finally:
+    tf_keras.mixed_precision.set_global_policy(previous)
+  return model, checkpoint_io.load_checkpoint(model, checkpoint)
 
 
 def overlay(image, panoptic, descriptor, alpha):
@@ -163,11 +194,10 @@ def predict_files(predictor, files, output_dir, descriptor, alpha=0.55, progress
 def main(argv):
   del argv
   import kmax_tf  # pylint: disable=g-import-not-at-top
-  from kmax_tf.checkpoints import checkpoint_io  # pylint: disable=g-import-not-at-top
   files = list_images(_INPUT.value)
   config = kmax_tf.load_config(_CONFIG.value, _OVERRIDES.value)
-  model = kmax_tf.build_model(config)
-  print(f"Loaded {checkpoint_io.load_checkpoint(model, _CHECKPOINT.value)}")
+  model, loaded = build_inference_model(config, _CHECKPOINT.value, _PRECISION.value)
+  print(f"Loaded {loaded} ({_PRECISION.value})")
   ev = config.eval_dataset_options
   crop = list(ev.crop_size)
   predictor = PanopticPredictor(model, crop, list(ev.min_resize_value) or crop,

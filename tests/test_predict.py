@@ -7,6 +7,8 @@ import sys
 import numpy as np
 from PIL import Image
 import pytest
+import tensorflow as tf
+import tf_keras
 
 import kmax_tf
 from kmax_tf import predict
@@ -37,11 +39,14 @@ def checkpoint(tmp_path_factory):
   return writer.write_checkpoint("coco_r50", str(tmp_path_factory.mktemp("ck") / "ckpt"))
 
 
-def test_cli_writes_overlay_panoptic_png_and_json(checkpoint, tmp_path):
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_cli_writes_overlay_panoptic_png_and_json(checkpoint, tmp_path, precision):
   photo = os.path.join(fx.fixtures_dir(), "coco_val2017_16", "val2017", PHOTO)
   result = _run(_config_args() + [f"--checkpoint={checkpoint}", f"--input={photo}",
-                                  f"--output_dir={tmp_path}"], cwd=tmp_path)
+                                  f"--output_dir={tmp_path}", f"--precision={precision}"],
+                cwd=tmp_path)
   assert result.returncode == 0, result.stderr[-3000:]
+  assert f"({precision})" in result.stdout
   stem = PHOTO[:-4]
   width, height = Image.open(photo).size
   overlay = np.asarray(Image.open(tmp_path / f"{stem}_overlay.png"))
@@ -89,3 +94,43 @@ def test_config_with_wrong_class_count_is_rejected():
   config.model_options.max_deeplab.auxiliary_semantic_head.output_channels = 80
   with pytest.raises(ValueError, match="output_channels is 80 but dataset 'coco_panoptic' has 134"):
     kmax_tf.build_model(config)
+
+
+def _fixture_config():
+  args = _config_args()
+  return kmax_tf.load_config(args[0].split("=", 1)[1],
+                             [a.split("=", 1)[1] for a in args[1:]])
+
+
+def test_bfloat16_model_computes_in_bfloat16_and_leaves_the_policy_alone(checkpoint):
+  config = _fixture_config()
+  model, loaded = predict.build_inference_model(config, checkpoint, "bfloat16")
+  assert "checkpoint" in loaded
+  assert tf_keras.mixed_precision.global_policy().name == "float32"
+  convs = [layer for layer in model.submodules if isinstance(layer, tf_keras.layers.Conv2D)]
+  assert len(convs) > 50
+  assert {layer.compute_dtype for layer in convs} == {"bfloat16"}
+  assert {v.dtype for v in model.weights} == {tf.float32}
+  assert model.post_processor.compute_dtype == "float32"
+
+  reference, _ = predict.build_inference_model(config, checkpoint)
+  assert {layer.compute_dtype for layer in reference.submodules
+          if isinstance(layer, tf_keras.layers.Conv2D)} == {"float32"}
+  image = predict.read_image(os.path.join(fx.fixtures_dir(), "coco_val2017_16", "val2017", PHOTO))
+  ev = config.eval_dataset_options
+  maps = [predict.PanopticPredictor(m, ev.crop_size, ev.min_resize_value, ev.max_resize_value)(image)
+          for m in (model, reference)]
+  (panoptic16, scores16), (panoptic32, _) = maps
+  assert panoptic16.shape == panoptic32.shape == tuple(image.shape[:2])
+  assert panoptic16.dtype == np.int32 and scores16.dtype == np.float32
+  # bfloat16 keeps 8 bits of mantissa, so the maps are not expected to be equal;
+  # the forward logits differ, which shows the bfloat16 network really ran.
+  logits = [m(tf.zeros([1, 257, 257, 3]) + 127.0, training=False,
+              output_keys=("pixel_space_mask_logits",))["pixel_space_mask_logits"]
+            for m in (model, reference)]
+  assert not np.array_equal(np.asarray(tf.cast(logits[0], tf.float32)), logits[1].numpy())
+
+
+def test_unknown_precision_is_rejected(checkpoint):
+  with pytest.raises(ValueError, match="precision must be one of"):
+    predict.build_inference_model(_fixture_config(), checkpoint, "float16")
