@@ -37,8 +37,9 @@ _OVERLAY_ALPHA = flags.DEFINE_float("overlay_alpha", 0.55, "Opacity of the segme
 _PRECISION = flags.DEFINE_enum(
     "precision", "float32", PRECISIONS,
     "Network compute type. float32 computes DeepLab2's numbers; bfloat16 (mixed: float32 "
-    "weights and post-processing) is faster on CPUs with AVX512_BF16 or AMX and on TPUs, "
-    "and its maps differ from float32 on a small fraction of pixels (BENCHMARKS.md).")
+    "weights and post-processing) is faster on CPUs with AVX512_BF16 or AMX and on TPUs "
+    "(it can be slower on CPUs without them), and its maps differ from float32 on a "
+    "small fraction of pixels (BENCHMARKS.md).")
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
