@@ -49,12 +49,10 @@ def main():
       f"eval_dataset_options.file_pattern={records}/val*.tfrecord"])
   saved_model_export.register_dataset(
       config, os.path.join(records, descriptor_json.DESCRIPTOR_FILENAME))
-  ev = config.eval_dataset_options
   predictors = {}
   for precision in predict.PRECISIONS:
     model, _ = predict.build_inference_model(config, checkpoint, precision)
-    predictors[precision] = predict.PanopticPredictor(model, ev.crop_size, ev.min_resize_value,
-                                                      ev.max_resize_value)
+    predictors[precision] = predict.PanopticPredictor.for_config(model, config)
   equal = total = same_segments = 0
   worst = 1.0
   for path in images:

@@ -28,6 +28,24 @@ from kmax_tf.post_processing import mask_wise_post_processor
 from kmax_tf.transformer_decoder import kmax_transformer_decoder
 
 
+# Compute types: float32, or Keras mixed precision (float32 variables).
+PRECISIONS = ("float32", "bfloat16", "float16")
+
+
+def set_precision(precision: str, allowed: Sequence[str] = PRECISIONS):
+  """Sets the global Keras policy that layers built next compute in.
+
+  "float32", or "bfloat16" / "float16" for the mixed policies. Returns the
+  previous policy, for the caller to restore.
+  """
+  if precision not in allowed:
+    raise ValueError(f"precision must be one of {tuple(allowed)}, got {precision!r}")
+  previous = tf_keras.mixed_precision.global_policy()
+  tf_keras.mixed_precision.set_global_policy(
+      "float32" if precision == "float32" else f"mixed_{precision}")
+  return previous
+
+
 def build_pixel_encoder(name: str, drop_path_keep_prob: float):
   if name == "resnet50":
     return resnet50.resnet50(drop_path_keep_prob=drop_path_keep_prob)

@@ -74,6 +74,14 @@ def read_image(path):
 class PanopticPredictor:
   """Model + DeepLab2-style eval preprocessing, returning maps at the image's size."""
 
+  @classmethod
+  def for_config(cls, model, config):
+    """The predictor with `config`'s eval crop and resize values (unset: the crop)."""
+    ev = config.eval_dataset_options
+    crop = list(ev.crop_size)
+    return cls(model, crop, list(ev.min_resize_value) or crop,
+               list(ev.max_resize_value) or crop)
+
   def __init__(self, model, crop_size, min_resize_value, max_resize_value):
     from kmax_tf.data import preprocessing  # pylint: disable=g-import-not-at-top
     from kmax_tf import outputs as keys  # pylint: disable=g-import-not-at-top
@@ -116,12 +124,9 @@ def build_inference_model(config, checkpoint: str, precision: str = "float32"):
   """
   import tf_keras  # pylint: disable=g-import-not-at-top
   import kmax_tf  # pylint: disable=g-import-not-at-top
+  from kmax_tf import model_builder  # pylint: disable=g-import-not-at-top
   from kmax_tf.checkpoints import checkpoint_io  # pylint: disable=g-import-not-at-top
-  if precision not in PRECISIONS:
-    raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
-  previous = tf_keras.mixed_precision.global_policy()
-  if precision == "bfloat16":
-    tf_keras.mixed_precision.set_global_policy("mixed_bfloat16")
+  previous = model_builder.set_precision(precision, allowed=PRECISIONS)
   try:
     model = kmax_tf.build_model(config)
   finally:
@@ -199,10 +204,7 @@ def main(argv):
   config = kmax_tf.load_config(_CONFIG.value, _OVERRIDES.value)
   model, loaded = build_inference_model(config, _CHECKPOINT.value, _PRECISION.value)
   print(f"Loaded {loaded} ({_PRECISION.value})")
-  ev = config.eval_dataset_options
-  crop = list(ev.crop_size)
-  predictor = PanopticPredictor(model, crop, list(ev.min_resize_value) or crop,
-                                list(ev.max_resize_value) or crop)
+  predictor = PanopticPredictor.for_config(model, config)
   for stem, count in predict_files(predictor, files, _OUTPUT_DIR.value, model.dataset_descriptor,
                                    _OVERLAY_ALPHA.value):
     print(f"{stem}: {count} segments -> {os.path.join(_OUTPUT_DIR.value, stem)}"

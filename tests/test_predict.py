@@ -20,13 +20,18 @@ from kmax_tf.testing import parity_models
 PHOTO = "000000397133.jpg"  # the parity-fixture photo
 
 
+def _config_path():
+  return os.path.join(fx.fixtures_dir(), "deeplab2_configs",
+                      parity_models.FIXTURE_CONFIGS["coco_r50"])
+
+
+OVERRIDES = [f"{split}.{field}=257,257"
+             for split in ("train_dataset_options", "eval_dataset_options")
+             for field in ("crop_size", "min_resize_value", "max_resize_value")]
+
+
 def _config_args():
-  path = os.path.join(fx.fixtures_dir(), "deeplab2_configs", parity_models.FIXTURE_CONFIGS["coco_r50"])
-  args = [f"--config_file={path}"]
-  for split in ("train_dataset_options", "eval_dataset_options"):
-    for field in ("crop_size", "min_resize_value", "max_resize_value"):
-      args.append(f"--config_override={split}.{field}=257,257")
-  return args
+  return [f"--config_file={_config_path()}"] + [f"--config_override={o}" for o in OVERRIDES]
 
 
 def _run(args, cwd):
@@ -97,9 +102,7 @@ def test_config_with_wrong_class_count_is_rejected():
 
 
 def _fixture_config():
-  args = _config_args()
-  return kmax_tf.load_config(args[0].split("=", 1)[1],
-                             [a.split("=", 1)[1] for a in args[1:]])
+  return kmax_tf.load_config(_config_path(), OVERRIDES)
 
 
 def test_bfloat16_model_computes_in_bfloat16_and_leaves_the_policy_alone(checkpoint):
@@ -117,9 +120,7 @@ def test_bfloat16_model_computes_in_bfloat16_and_leaves_the_policy_alone(checkpo
   assert {layer.compute_dtype for layer in reference.submodules
           if isinstance(layer, tf_keras.layers.Conv2D)} == {"float32"}
   image = predict.read_image(os.path.join(fx.fixtures_dir(), "coco_val2017_16", "val2017", PHOTO))
-  ev = config.eval_dataset_options
-  maps = [predict.PanopticPredictor(m, ev.crop_size, ev.min_resize_value, ev.max_resize_value)(image)
-          for m in (model, reference)]
+  maps = [predict.PanopticPredictor.for_config(m, config)(image) for m in (model, reference)]
   (panoptic16, scores16), (panoptic32, _) = maps
   assert panoptic16.shape == panoptic32.shape == tuple(image.shape[:2])
   assert panoptic16.dtype == np.int32 and scores16.dtype == np.float32

@@ -46,7 +46,7 @@ from kmax_tf.training.kmax_evaluator import KMaXEvaluator
 from kmax_tf.training.kmax_trainer import KMaXTrainer
 
 MODES = ("train", "eval", "train_and_eval", "continuous_eval")
-PRECISIONS = ("float32", "bfloat16", "float16")
+PRECISIONS = model_builder.PRECISIONS
 NUM_VISUALIZATIONS = 2
 _WORKER_SCRATCH = ".worker_scratch"
 
@@ -124,15 +124,6 @@ def _descriptor(dataset_options):
   return input_pipeline.resolve_descriptor(dataset_options.dataset, files)
 
 
-def _set_precision(precision: str):
-  if precision not in PRECISIONS:
-    raise ValueError(f"mixed precision must be one of {PRECISIONS}, got {precision!r}")
-  previous = tf_keras.mixed_precision.global_policy()
-  tf_keras.mixed_precision.set_global_policy(
-      "float32" if precision == "float32" else f"mixed_{precision}")
-  return previous
-
-
 def run_experiment(config, model_dir: str, mode: str,
                    strategy: Optional[tf.distribute.Strategy] = None, *,
                    seed: int = 0, precision: str = "float32",
@@ -180,7 +171,7 @@ def run_experiment(config, model_dir: str, mode: str,
     shutil.rmtree(scratch, ignore_errors=True)
   tf.io.gfile.makedirs(own_dir)
 
-  previous_policy = _set_precision(precision)
+  previous_policy = model_builder.set_precision(precision)
   try:
     with strategy.scope():
       sync = (strategy.num_replicas_in_sync > 1
