@@ -1,87 +1,183 @@
-r"""Forward latency of kMaX-DeepLab, float32, batch 1, on this machine.
+r"""Inference latency of kMaX-DeepLab, float32, batch 1, optionally beside DeepLab2.
 
   python benchmarks/inference.py [--cases r50_641,r50_1281,convnext_tiny_641] \
-      [--repeats 5] [--output_json benchmarks/results/inference.json]
+      [--repeats 5] [--deeplab2_dir /path/to/deeplab2] [--bfloat16] \
+      [--output_json benchmarks/results/inference.json]
 
-Measures `model(images, training=False)` inside one tf.function, computing the
-outputs a panoptic user needs (mask logits, class logits, normalized feature;
-optionally + post-processing), after warm-up. DeepLab2's figures on this
-2-core machine (tf.function forward, float32; ../shared/docs/deeplab2_measured.md):
-R50 641: 1.54 s, R50 1281: 5.63 s, ConvNeXt-T 641: 3.09 s.
+For each case (`<encoder>_<crop>`: r50, axial_r50, convnext_tiny) it times, after
+a warm-up call, `model(images, training=False)` inside one tf.function twice:
+"forward" (the mask logits, class logits and normalized features a panoptic user
+needs) and "forward + post-processing" (the panoptic, semantic and instance maps
+too).
+
+Without `--deeplab2_dir` it prints absolute times only. With it, DeepLab2's model
+is built in this process from its own textproto, both models compute with the
+same weights (benchmarks/deeplab2_beside.py), the panoptic maps of both are
+compared pixel for pixel, and the rounds alternate between the two models (the
+order flips every round): DeepLab2's "forward" is its `post_processing=False`
+call (which also runs its auxiliary semantic decoder, as DeepLab2 does at
+inference), its "forward + post-processing" its default call. Ratios are
+kmax_tf / DeepLab2 medians. Every result records the CPU model, its vector
+extensions, the oneDNN state and kmax_tf's kernel choices.
 """
 import argparse
+import gc
 import json
 import os
 import statistics
+import sys
+import tempfile
 import time
 
-import numpy as np
-import tensorflow as tf
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import deeplab2_beside  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-import kmax_tf
-from kmax_tf import outputs as keys
-
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _CONFIGS = {"r50": "configs/coco/kmax_r50.textproto",
             "convnext_tiny": "configs/coco/kmax_convnext_tiny.textproto",
             "axial_r50": "configs/coco/kmax_axial_r50.textproto"}
-DEEPLAB2_SECONDS = {"r50_641": 1.54, "r50_1281": 5.63, "convnext_tiny_641": 3.09}
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def measure(case, repeats, post_processing, bfloat16=False):
-  name, size = case.rsplit("_", 1)
-  size = int(size)
-  config = kmax_tf.load_config(os.path.join(_ROOT, _CONFIGS[name]), [
-      f"eval_dataset_options.crop_size={size},{size}",
-      f"train_dataset_options.crop_size={size},{size}"])
-  if bfloat16:
-    import tf_keras  # pylint: disable=g-import-not-at-top
-    tf_keras.mixed_precision.set_global_policy("mixed_bfloat16")
-  model = kmax_tf.build_model(config)
-  output_keys = (keys.PIXEL_SPACE_MASK_LOGITS, keys.TRANSFORMER_CLASS_LOGITS,
-                 keys.PIXEL_SPACE_NORMALIZED_FEATURE)
-  if post_processing:
-    output_keys += keys.POST_PROCESSED_OUTPUTS
-  forward = tf.function(lambda x: model(x, training=False, output_keys=output_keys))
-  images = tf.constant(np.random.RandomState(0).uniform(0, 255, [1, size, size, 3]), tf.float32)
-  t0 = time.perf_counter()
-  forward(images)
-  first = time.perf_counter() - t0
-  times = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    result = forward(images)
-    _ = [v.numpy() for v in result.values()]
-    times.append(time.perf_counter() - t0)
-  return {"case": case, "post_processing": post_processing, "bfloat16": bfloat16,
-          "median_s": statistics.median(times), "min_s": min(times), "first_call_s": first,
-          "repeats": repeats, "deeplab2_s": DEEPLAB2_SECONDS.get(case),
-          "ratio_to_deeplab2": (statistics.median(times) / DEEPLAB2_SECONDS[case]
-                                if case in DEEPLAB2_SECONDS else None)}
-
-
-def main():
+def _parse(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--cases", default="r50_641,r50_1281,convnext_tiny_641")
-  parser.add_argument("--repeats", type=int, default=5)
-  parser.add_argument("--post_processing", action="store_true")
-  parser.add_argument("--bfloat16", action="store_true")
+  parser.add_argument("--cases", default="r50_641,r50_1281,convnext_tiny_641",
+                      help="comma-separated <encoder>_<crop>; encoders: " + ", ".join(_CONFIGS))
+  parser.add_argument("--repeats", type=int, default=5, help="timed rounds after the warm-up")
+  parser.add_argument("--deeplab2_dir", default="",
+                      help="a DeepLab2 checkout (named deeplab2, protos compiled) to run beside")
+  parser.add_argument("--bfloat16", action="store_true",
+                      help="kmax_tf in mixed bfloat16 (DeepLab2 stays float32)")
   parser.add_argument("--output_json", default=os.path.join(_ROOT, "benchmarks", "results",
                                                             "inference.json"))
-  args = parser.parse_args()
-  results = []
+  args = parser.parse_args(argv)
   for case in args.cases.split(","):
-    r = measure(case, args.repeats, args.post_processing, args.bfloat16)
-    ratio = f"{r['ratio_to_deeplab2']:.2f}x DeepLab2" if r["ratio_to_deeplab2"] else ""
-    print(f"{case}: median {r['median_s']:.3f} s (min {r['min_s']:.3f}, first call "
-          f"{r['first_call_s']:.1f} s) {ratio}", flush=True)
-    results.append(r)
-  os.makedirs(os.path.dirname(args.output_json), exist_ok=True)
+    name, _, size = case.rpartition("_")
+    if name not in _CONFIGS or not size.isdigit():
+      parser.error(f"--cases: {case!r} is not <encoder>_<crop> with encoder in {sorted(_CONFIGS)}")
+  return args
+
+
+def _timed(fn, images):
+  start = time.perf_counter()
+  result = fn(images)
+  arrays = {k: v.numpy() for k, v in result.items()}
+  return time.perf_counter() - start, arrays
+
+
+def _kmax_functions(model):
+  from kmax_tf import outputs as keys  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  network = (keys.PIXEL_SPACE_MASK_LOGITS, keys.TRANSFORMER_CLASS_LOGITS,
+             keys.PIXEL_SPACE_NORMALIZED_FEATURE)
+  return {
+      "forward": tf.function(lambda x: model(x, training=False, output_keys=network)),
+      "forward_post_processing": tf.function(
+          lambda x: model(x, training=False, output_keys=network + keys.POST_PROCESSED_OUTPUTS)),
+  }
+
+
+def _deeplab2_functions(model):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return {
+      "forward": tf.function(lambda x: model(x, training=False, post_processing=False)),
+      "forward_post_processing": tf.function(lambda x: model(x, training=False)),
+  }
+
+
+def measure(case, args, workdir):
+  """Times one case; returns its result dict."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tf_keras  # pylint: disable=g-import-not-at-top
+  import kmax_tf  # pylint: disable=g-import-not-at-top
+  from kmax_tf import model_builder  # pylint: disable=g-import-not-at-top
+  name, _, size = case.rpartition("_")
+  size = int(size)
+  beside = bool(args.deeplab2_dir)
+  config_path = (deeplab2_beside.textproto_path(args.deeplab2_dir, name) if beside
+                 else os.path.join(_ROOT, _CONFIGS[name]))
+  config = kmax_tf.load_config(config_path, deeplab2_beside.crop_overrides(size))
+  previous = model_builder.set_precision("bfloat16" if args.bfloat16 else "float32")
+  try:
+    kmax_model = kmax_tf.build_model(config)
+  finally:
+    tf_keras.mixed_precision.set_global_policy(previous)
+  models = {"kmax_tf": _kmax_functions(kmax_model)}
+  result = {"case": case, "config": os.path.relpath(config_path, _ROOT) if not beside
+            else config_path, "bfloat16": args.bfloat16, "repeats": args.repeats}
+  if beside:
+    dl2_config = deeplab2_beside.load_deeplab2_config(config_path, size, drop_path_keep_prob=1.0)
+    dl2_model = deeplab2_beside.build_deeplab2_model(dl2_config, size)
+    result["weights"] = deeplab2_beside.share_weights(
+        dl2_model, kmax_model, deeplab2_beside.DEEPLAB2_CONFIGS[name][1], workdir)
+    models["deeplab2"] = _deeplab2_functions(dl2_model)
+  images, result["input"] = deeplab2_beside.photo(size)
+  images = tf.constant(images)
+
+  first_call, maps = {}, {}
+  for model_name, functions in models.items():
+    for kind, fn in functions.items():
+      seconds, arrays = _timed(fn, images)
+      first_call[f"{model_name}/{kind}"] = seconds
+      if kind == "forward_post_processing":
+        maps[model_name] = arrays
+  result["first_call_s"] = first_call
+  times = {f"{m}/{k}": [] for m, functions in models.items() for k in functions}
+  for round_index in range(args.repeats):
+    order = list(models) if round_index % 2 == 0 else list(reversed(models))
+    for kind in ("forward", "forward_post_processing"):
+      for model_name in order:
+        seconds, _ = _timed(models[model_name][kind], images)
+        times[f"{model_name}/{kind}"].append(seconds)
+  result["median_s"] = {k: statistics.median(v) for k, v in times.items()}
+  result["times_s"] = times
+  if beside:
+    result["ratio_to_deeplab2"] = {
+        kind: result["median_s"][f"kmax_tf/{kind}"] / result["median_s"][f"deeplab2/{kind}"]
+        for kind in ("forward", "forward_post_processing")}
+    result["maps_differing_pixels"] = {
+        key: int(np.sum(maps["kmax_tf"][key] != maps["deeplab2"][key]))
+        for key in ("panoptic_pred", "instance_pred", "semantic_pred")}
+    result["panoptic_segments"] = int(len(np.unique(maps["deeplab2"]["panoptic_pred"])))
+  return result
+
+
+def _print(result):
+  medians = result["median_s"]
+  line = [f"{result['case']}:"]
+  for kind, label in (("forward", "forward"), ("forward_post_processing", "forward+pp")):
+    text = f"{label} {medians[f'kmax_tf/{kind}']:.3f} s"
+    if "ratio_to_deeplab2" in result:
+      text += (f" (DeepLab2 {medians[f'deeplab2/{kind}']:.3f} s, "
+               f"{result['ratio_to_deeplab2'][kind]:.2f}x)")
+    line.append(text)
+  if "maps_differing_pixels" in result:
+    diff = result["maps_differing_pixels"]
+    line.append("maps identical" if not any(diff.values()) else f"MAPS DIFFER {diff}")
+  print("  ".join(line), flush=True)
+
+
+def main(argv=None):
+  args = _parse(argv)
+  commit = deeplab2_beside.prepare(args.deeplab2_dir) if args.deeplab2_dir else None
+  machine = deeplab2_beside.machine_record()
+  print(f"machine: {machine['cpu_model']}; {machine['kernel_mode']}; "
+        f"{' '.join(machine['vector_extensions'])}; choices: {'; '.join(machine['reasons'])}",
+        flush=True)
+  results = []
+  with tempfile.TemporaryDirectory() as workdir:
+    for case in args.cases.split(","):
+      result = measure(case, args, workdir)
+      _print(result)
+      results.append(result)
+      gc.collect()
+  os.makedirs(os.path.dirname(os.path.abspath(args.output_json)), exist_ok=True)
   tmp = args.output_json + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump({"tf_version": tf.__version__, "results": results}, f, indent=2)
+  with open(tmp, "w", encoding="utf-8") as f:
+    json.dump({"machine": machine, "deeplab2_commit": commit, "results": results}, f, indent=2)
   os.replace(tmp, args.output_json)
+  return 0
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(main())

@@ -11,11 +11,16 @@ covered. Thing segments and stuff classes smaller than an area limit become void
 The semantic map comes from the threshold-free pixel-wise rule of MaX-DeepLab
 (Wang et al., CVPR 2021): argmax over slots, then the class of the winning slot.
 
-The outputs equal DeepLab2's `max_deeplab.PostProcessor` with
-`transformer_post_processing: "maskwise"` bit for bit, including its quirks:
+The maps equal DeepLab2's `max_deeplab.PostProcessor` with
+`transformer_post_processing: "maskwise"` (the scores to float32 rounding),
+including its quirks:
 `instance_pred` is the position in the sorted slot order plus one, also on void
 pixels (which read 1), and `instance_scores` is all zeros for an image in which
-no slot reaches either class threshold.
+no slot reaches either class threshold. Slots with equal scores are pasted in
+slot order (score, then slot index), and slots whose class logits are the same
+numbers get bit-equal confidences on every CPU kernel (see `_class_predictions`),
+so how such ties fall, and the panoptic ids that follow, never depends on the
+kernels.
 
 Only operations with TFLite builtin kernels are used (no bincount, float64,
 nearest-neighbour resize or data-dependent loop bounds): the area of a segment
@@ -99,10 +104,20 @@ class MaskWisePostProcessor(tf_keras.layers.Layer):
   def _class_predictions(self, class_logits):
     """Per-slot class index (into things + stuff), confidence, confident flag."""
     # Softmax over all K + 1 channels, then void is dropped: void competes for
-    # probability mass but can never be the prediction.
-    probs = tf.nn.softmax(class_logits, axis=-1)[..., :-1]
-    class_pred = tf.argmax(probs, axis=-1, output_type=tf.int32)
-    confidence = tf.reduce_max(probs, axis=-1)
+    # probability mass but can never be the prediction. The softmax runs on each
+    # slot's logits sorted (descending; equal logits lower class first), so two
+    # slots whose logits are the same numbers in other classes get bit-identical
+    # confidences: CPU softmax kernels sum a row in an order that depends on
+    # where its large entries sit, and would otherwise break such ties by noise
+    # (the slot order below, and with it the panoptic ids, would depend on the
+    # kernels). The best non-void class is the first sorted entry unless that
+    # is void, then the second.
+    num_channels = class_logits.shape[-1]
+    sorted_logits, sorted_classes = tf.math.top_k(class_logits, k=num_channels, sorted=True)
+    sorted_probs = tf.nn.softmax(sorted_logits, axis=-1)
+    void_first = tf.equal(sorted_classes[..., 0], num_channels - 1)
+    class_pred = tf.where(void_first, sorted_classes[..., 1], sorted_classes[..., 0])
+    confidence = tf.where(void_first, sorted_probs[..., 1], sorted_probs[..., 0])
     is_thing = class_pred < len(self.thing_class_ids)
     above_thing = confidence >= self.thing_class_threshold
     above_stuff = confidence >= self.stuff_class_threshold

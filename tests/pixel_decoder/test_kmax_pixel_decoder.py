@@ -33,10 +33,14 @@ EXPECTED_PARAMS = {
     "cityscapes_r50": 21_268_480,
     "coco_convnext_tiny": 21_288_640,
 }
-# Default (fused) batch norm rounds differently from DeepLab2's synchronized
-# BN; we measure at most 2.6e-6 * max|ref| on these endpoints. The bound is
-# half the fixture README's cross-kernel noise of the final outputs
-# (oneDNN off / tf.function: 3.8e-5..4.8e-5 relative to max|value|).
+# The fixtures are bit-exact only on the kernels of the machine that made them
+# (AMD EPYC, AVX-512 + BF16, oneDNN on); other CPUs' kernels sum in other
+# orders, and fused batch norm rounds differently from DeepLab2's synchronized
+# BN. Measured max|diff| / max|ref| on these endpoints, on an Intel Ice Lake:
+# 1.7e-6..2.2e-6 with oneDNN off, on, and on with ONEDNN_MAX_CPU_ISA=AVX2, for
+# both BN kinds (2.6e-6 on the fixture machine with fused BN). The bound is
+# half the fixture README's cross-kernel noise of the final outputs (oneDNN
+# off / tf.function: 3.8e-5..4.8e-5 relative to max|value|).
 FUSED_BN_RELATIVE_TOLERANCE = 2e-5
 
 
@@ -177,15 +181,11 @@ def _check_parity(model, synchronized_bn):
   assert stored == sorted(PREFIX + k for k in outputs)
   for key in stored:
     expected, actual = fx.compare(forward, key, outputs[key[len(PREFIX):]])
-    if synchronized_bn:
-      # Same kernels in the same order as DeepLab2: identical floats.
-      np.testing.assert_array_equal(actual, expected, err_msg=key)
-    else:
-      bound = FUSED_BN_RELATIVE_TOLERANCE * np.abs(expected).max()
-      assert np.abs(actual - expected).max() <= bound, key
+    bound = FUSED_BN_RELATIVE_TOLERANCE * np.abs(expected).max()
+    assert np.abs(actual - expected).max() <= bound, key
 
 
-def test_parity_coco_r50_bit_exact_with_synchronized_bn():
+def test_parity_coco_r50_with_synchronized_bn():
   _check_parity("coco_r50", synchronized_bn=True)
 
 
@@ -203,7 +203,7 @@ def test_parity_coco_r50_decoder_stage1_default_bn(small_decoders):
 
 
 @pytest.mark.large
-def test_parity_cityscapes_r50_bit_exact_with_synchronized_bn():
+def test_parity_cityscapes_r50_with_synchronized_bn():
   _check_parity("cityscapes_r50", synchronized_bn=True)
 
 
