@@ -26,7 +26,7 @@ from kmax_tf.layers import moat_block
 
 _CONV = ("kernel", "bias")
 _BN = ("gamma", "beta", "moving_mean", "moving_variance")
-_BN_TRAINABLE = ("gamma", "beta")
+_BN_STATISTICS = ("moving_mean", "moving_variance")
 _LN = ("gamma", "beta")
 # Our attention weight -> DeepLab2's (TrailDense object, weight name).
 _ATTENTION = {
@@ -35,98 +35,79 @@ _ATTENTION = {
     "value_kernel": ("v", "weight"), "value_bias": ("v", "bias"),
     "output_kernel": ("o", "weight"), "output_bias": ("o", "bias"),
 }
+# Keras layer names of DeepLab2's SE -> its Python attribute names.
+_SE_ATTRIBUTES = {"reduce_conv2d": "se_reduce", "expand_conv2d": "se_expand"}
 
 
-def _add(mapping, key, variable):
-  if key in mapping:
-    raise ValueError(f"duplicate checkpoint key {key}")
-  mapping[key] = variable
-
-
-def _layer(mapping, prefix, layer, weights):
-  for w in weights:
-    _add(mapping, f"{prefix}/{w}", getattr(layer, w))
-
-
-def _mbconv_parts(block):
-  """(DeepLab2 layer name, our layer, kind) of the MBConv part of a block."""
+def _mbconv_layers(block):
+  """(DeepLab2 Keras layer path, our layer, weight names) of a block's MBConv part."""
   mb = block.mbconv if isinstance(block, moat_block.MOATBlock) else block
-  parts = [("pre_norm", mb.pre_norm, "bn"), ("expand_conv", mb.expand_conv, "kernel"),
-           ("expand_norm", mb.expand_norm, "bn"),
-           ("depthwise_conv", mb.depthwise_conv, "depthwise"),
-           ("depthwise_norm", mb.depthwise_norm, "bn"), ("shrink_conv", mb.shrink_conv, "conv")]
+  layers = [("pre_norm", mb.pre_norm, _BN), ("expand_conv", mb.expand_conv, ("kernel",)),
+            ("expand_norm", mb.expand_norm, _BN),
+            ("depthwise_conv", mb.depthwise_conv, ("depthwise_kernel",)),
+            ("depthwise_norm", mb.depthwise_norm, _BN), ("shrink_conv", mb.shrink_conv, _CONV)]
   if mb.shortcut_conv is not None:
-    parts.append(("shortcut_conv", mb.shortcut_conv, "conv"))
+    layers.append(("shortcut_conv", mb.shortcut_conv, _CONV))
   if mb.se is not None:
-    parts += [("se/reduce_conv2d", mb.se.reduce_conv, "conv"),
-              ("se/expand_conv2d", mb.se.expand_conv, "conv")]
-  return parts
+    layers += [("se/reduce_conv2d", mb.se.reduce_conv, _CONV),
+               ("se/expand_conv2d", mb.se.expand_conv, _CONV)]
+  return layers
 
 
-_WEIGHTS = {"bn": _BN, "kernel": ("kernel",), "depthwise": ("depthwise_kernel",), "conv": _CONV}
-_TRAINABLE_WEIGHTS = dict(_WEIGHTS, bn=_BN_TRAINABLE)
+def _weights(kmax_prefix, imagenet_prefix, layer, names):
+  for name in names:
+    imagenet = None if name in _BN_STATISTICS else f"{imagenet_prefix}/{name}"
+    yield f"{kmax_prefix}/{name}", imagenet, getattr(layer, name)
 
 
-def _check_complete(encoder, mapping, trainable_only):
-  wanted = encoder.trainable_weights if trainable_only else encoder.weights
+def _entries(encoder):
+  """(kMaX key, ImageNet name or None if not stored there, variable) of every variable."""
+  if not encoder.built:
+    raise ValueError("Build the MOAT (call it once) before mapping its variables.")
+  k = 0
+  for i, conv in enumerate(encoder.stem_convs):
+    yield from _weights(f"_stem/layer_with_weights-{k}", f"moat/stem/conv_{i}", conv, _CONV)
+    k += 1
+    if i < len(encoder.stem_norms):
+      yield from _weights(f"_stem/layer_with_weights-{k}", f"moat/stem/norm_{i}",
+                          encoder.stem_norms[i], _BN)
+      k += 1
+  for s, blocks in enumerate(encoder.stages):
+    for j, block in enumerate(blocks):
+      kmax, imagenet = f"_blocks/{s}/{j}", f"moat/block_{s:02d}_{j:02d}"
+      for path, layer, names in _mbconv_layers(block):
+        attributes = "/".join("_" + _SE_ATTRIBUTES.get(p, p) for p in path.split("/"))
+        yield from _weights(f"{kmax}/{attributes}", f"{imagenet}/{path}", layer, names)
+      if isinstance(block, moat_block.MOATBlock):
+        yield from _weights(f"{kmax}/_attention_norm", f"{imagenet}/attention_norm",
+                            block.attention_norm, _LN)
+        attention = block.attention
+        for ours, (proj, weight) in _ATTENTION.items():
+          yield (f"{kmax}/_attention/_{proj}_proj/{weight}",
+                 f"{imagenet}/attention/{proj}/{weight}", getattr(attention, ours))
+        if attention.relative_position_embedding is not None:
+          yield (f"{kmax}/_attention/relative_position_embedding",
+                 f"{imagenet}/attention/relative_position_embedding",
+                 attention.relative_position_embedding)
+
+
+def _checked(encoder, mapping, expected):
+  if len(mapping) != len({v.ref() for v in mapping.values()}):
+    raise ValueError("MOAT variable map: a variable under several keys")
   mapped = {v.ref() for v in mapping.values()}
-  unmapped = [v.name for v in wanted if v.ref() not in mapped]
-  if unmapped or len(mapped) != len(mapping):
+  unmapped = [v.name for v in expected if v.ref() not in mapped]
+  if unmapped or len(mapped) != len(expected):
     raise ValueError(f"MOAT variable map incomplete: unmapped {unmapped}")
+  return mapping
 
 
 def deeplab2_variable_map(encoder) -> Dict[str, tf.Variable]:
   """{kMaX-DeepLab checkpoint key relative to 'encoder/': variable} for a built MOAT."""
-  if not encoder.built:
-    raise ValueError("Build the MOAT (call it once) before mapping its variables.")
-  mapping = {}
-  k = 0
-  for i, conv in enumerate(encoder.stem_convs):
-    _layer(mapping, f"_stem/layer_with_weights-{k}", conv, _CONV)
-    k += 1
-    if i < len(encoder.stem_norms):
-      _layer(mapping, f"_stem/layer_with_weights-{k}", encoder.stem_norms[i], _BN)
-      k += 1
-  for s, blocks in enumerate(encoder.stages):
-    for j, block in enumerate(blocks):
-      prefix = f"_blocks/{s}/{j}"
-      for name, layer, kind in _mbconv_parts(block):
-        dl2 = "/".join("_" + p.replace("reduce_conv2d", "se_reduce").replace(
-            "expand_conv2d", "se_expand") for p in name.split("/"))
-        _layer(mapping, f"{prefix}/{dl2}", layer, _WEIGHTS[kind])
-      if isinstance(block, moat_block.MOATBlock):
-        _layer(mapping, f"{prefix}/_attention_norm", block.attention_norm, _LN)
-        attention = block.attention
-        for ours, (proj, weight) in _ATTENTION.items():
-          _add(mapping, f"{prefix}/_attention/_{proj}_proj/{weight}", getattr(attention, ours))
-        if attention.relative_position_embedding is not None:
-          _add(mapping, f"{prefix}/_attention/relative_position_embedding",
-               attention.relative_position_embedding)
-  _check_complete(encoder, mapping, trainable_only=False)
-  return mapping
+  mapping = {key: variable for key, _, variable in _entries(encoder)}
+  return _checked(encoder, mapping, encoder.weights)
 
 
 def imagenet_variable_map(encoder) -> Dict[str, tf.Variable]:
   """{MOAT ImageNet checkpoint name: variable} of the trainable variables."""
-  if not encoder.built:
-    raise ValueError("Build the MOAT (call it once) before mapping its variables.")
-  mapping = {}
-  for i, conv in enumerate(encoder.stem_convs):
-    _layer(mapping, f"moat/stem/conv_{i}", conv, _CONV)
-    if i < len(encoder.stem_norms):
-      _layer(mapping, f"moat/stem/norm_{i}", encoder.stem_norms[i], _BN_TRAINABLE)
-  for s, blocks in enumerate(encoder.stages):
-    for j, block in enumerate(blocks):
-      prefix = f"moat/block_{s:02d}_{j:02d}"
-      for name, layer, kind in _mbconv_parts(block):
-        _layer(mapping, f"{prefix}/{name}", layer, _TRAINABLE_WEIGHTS[kind])
-      if isinstance(block, moat_block.MOATBlock):
-        _layer(mapping, f"{prefix}/attention_norm", block.attention_norm, _LN)
-        attention = block.attention
-        for ours, (proj, weight) in _ATTENTION.items():
-          _add(mapping, f"{prefix}/attention/{proj}/{weight}", getattr(attention, ours))
-        if attention.relative_position_embedding is not None:
-          _add(mapping, f"{prefix}/attention/relative_position_embedding",
-               attention.relative_position_embedding)
-  _check_complete(encoder, mapping, trainable_only=True)
-  return mapping
+  mapping = {name: variable for _, name, variable in _entries(encoder) if name is not None}
+  return _checked(encoder, mapping, encoder.trainable_weights)
