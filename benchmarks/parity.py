@@ -2,7 +2,8 @@ r"""Largest difference to DeepLab2 over every array of the parity fixtures.
 
   python benchmarks/parity.py [--output_json benchmarks/results/parity.json]
 
-For each fixture model (COCO R50, ConvNeXt-T, Axial-R50; Cityscapes R50) and both
+For each fixture model (COCO R50, ConvNeXt-T, Axial-R50; Cityscapes R50; and COCO
+tiny-MOAT-0 from tests/testdata/deeplab2_moat) and both
 batch-norm builds (DeepLab2's synchronized/non-fused BN, and our default fused BN):
 imports the fixture weights through a DeepLab2-format checkpoint, runs the fixture
 photo, and reports max |ours - DeepLab2| / max |DeepLab2| over all stored float
@@ -64,10 +65,11 @@ def measure(model_name, synchronized, ckpt):
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--output_json", default="benchmarks/results/parity.json")
+  parser.add_argument("--models", default=",".join(fx.MODEL_NAMES + fx.MOAT_MODEL_NAMES))
   args = parser.parse_args()
   rows = []
   with tempfile.TemporaryDirectory() as tmp:
-    for name in fx.MODEL_NAMES:
+    for name in args.models.split(","):
       ckpt = deeplab2_checkpoint_writer.write_checkpoint(name, os.path.join(tmp, name, "ckpt"))
       for synchronized in (True, False):
         r = measure(name, synchronized, ckpt)

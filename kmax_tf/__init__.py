@@ -22,7 +22,9 @@ def build_model(config, **kwargs):
 
 
 def load_deeplab2_checkpoint(model, path, **kwargs):
-  """Fills `model` from a DeepLab2 kMaX checkpoint (model-only, trainer or backbone layout)."""
+  """Fills `model` from a DeepLab2 kMaX checkpoint (model-only, trainer or backbone
+  layout) or, for MOAT encoders, a DeepLab2 MOAT ImageNet checkpoint."""
   from kmax_tf.checkpoints import deeplab2_checkpoint_reader  # pylint: disable=g-import-not-at-top
   return deeplab2_checkpoint_reader.load_deeplab2_checkpoint(
-      model.deeplab2_variable_map(), path, **kwargs)
+      model.deeplab2_variable_map(), path,
+      imagenet_variable_map=model.deeplab2_imagenet_variable_map(), **kwargs)

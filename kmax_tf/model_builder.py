@@ -23,6 +23,8 @@ from kmax_tf.pixel_decoder import kmax_pixel_decoder
 from kmax_tf.pixel_encoders import axial_resnet50
 from kmax_tf.pixel_encoders import convnext
 from kmax_tf.pixel_encoders import convnext_sizes
+from kmax_tf.pixel_encoders import moat
+from kmax_tf.pixel_encoders import moat_sizes
 from kmax_tf.pixel_encoders import resnet50
 from kmax_tf.post_processing import mask_wise_post_processor
 from kmax_tf.transformer_decoder import kmax_transformer_decoder
@@ -46,7 +48,14 @@ def set_precision(precision: str, allowed: Sequence[str] = PRECISIONS):
   return previous
 
 
-def build_pixel_encoder(name: str, drop_path_keep_prob: float):
+def build_pixel_encoder(name: str, drop_path_keep_prob: float,
+                        input_normalization: str = "inception"):
+  if name in moat_sizes.MOAT_SIZES:
+    return moat.MOAT(**moat_sizes.MOAT_SIZES[name], drop_path_keep_prob=drop_path_keep_prob,
+                     input_normalization=input_normalization, name=name)
+  if input_normalization != "inception":
+    raise ValueError(f"Pixel encoder {name!r} supports only the 'inception' input "
+                     f"normalization, got {input_normalization!r}.")
   if name == "resnet50":
     return resnet50.resnet50(drop_path_keep_prob=drop_path_keep_prob)
   if name == "axial_resnet50":
@@ -139,7 +148,8 @@ def build_model(config, *, synchronized_batch_norm: bool = False,
   input_size = list(input_size) if input_size is not None else eval_crop_size(config)
 
   with normalization.synchronized_batch_norm(synchronized_batch_norm):
-    encoder = build_pixel_encoder(settings.pixel_encoder_name, backbone_keep)
+    encoder = build_pixel_encoder(settings.pixel_encoder_name, backbone_keep,
+                                  settings.backbone_input_normalization)
     pixel_decoder = kmax_pixel_decoder.KMaXPixelDecoder.from_output_stride(
         settings.high_resolution_output_stride, name="pixel_decoder")
     max_options = config.model_options.max_deeplab

@@ -136,8 +136,9 @@ def load_checkpoint(model, path: str, skip_class_layers: bool = False) -> str:
   """
   path = dl2.resolve_checkpoint_path(path)
   if is_deeplab2_checkpoint(path):
-    report = dl2.load_deeplab2_checkpoint(model.deeplab2_variable_map(), path,
-                                          skip_class_layers=skip_class_layers)
+    report = dl2.load_deeplab2_checkpoint(
+        model.deeplab2_variable_map(), path, skip_class_layers=skip_class_layers,
+        imagenet_variable_map=model.deeplab2_imagenet_variable_map())
     return f"DeepLab2 {report.layout} checkpoint {path}: {report.num_assigned} variables"
   skip = ({id(v) for v in class_dependent_variables(model).values()}
           if skip_class_layers else ())

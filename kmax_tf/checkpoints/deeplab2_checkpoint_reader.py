@@ -6,7 +6,13 @@ DeepLab2 (kMaX-DeepLab, Yu et al., ECCV 2022) writes two layouts:
   * trainer: the same model keys plus `global_step`, `save_counter`, the two
     AdamW optimizers and their slot variables (`.OPTIMIZER_SLOT/...`).
 ImageNet backbone checkpoints hold the pixel encoder alone, with or without the
-`encoder/` prefix.
+`encoder/` prefix. DeepLab2's MOAT ImageNet checkpoints are name-based instead
+(keys `moat/...`, no object graph); they are read through the encoder's
+`imagenet_variable_map` the way DeepLab2's MOAT loader reads them: every
+trainable encoder variable must be present with its shape, anything else in
+the file (BN moving statistics, exponential moving averages, the
+classification head, training state) is not read, and is listed in the
+report's `skipped`.
 
 Every model variable is filled exactly once from the key its component's
 `deeplab2_variable_map` names; unmatched keys on either side and shape mismatches
@@ -86,8 +92,15 @@ KMAX_ROOTS = ("encoder", "pixel_decoder", "transformer_decoder", "pixel_space_he
               "semantic_decoder", "semantic_head_without_last_layer", "semantic_last_layer")
 
 
+MOAT_IMAGENET_ROOT = "moat/"
+
+
 def detect_layout(shape_map: Dict[str, list]) -> str:
-  """'trainer', 'model_only', or 'backbone' (pixel-encoder keys only)."""
+  """'trainer', 'model_only', 'backbone' (pixel-encoder keys only) or
+  'moat_imagenet' (name-based MOAT ImageNet checkpoint)."""
+  if (any(k.startswith(MOAT_IMAGENET_ROOT) for k in shape_map)
+      and not any(k.endswith(VALUE_SUFFIX) for k in shape_map)):
+    return "moat_imagenet"
   roots = {k.split("/", 1)[0] for k in shape_map}
   if "global_step" in roots or "optimizer" in roots:
     return "trainer"
@@ -97,9 +110,48 @@ def detect_layout(shape_map: Dict[str, list]) -> str:
   return "backbone"
 
 
+def _problems_listing(path, layout, missing, unexpected, mismatched):
+  problems = []
+  if missing:
+    problems.append(f"model variables with no checkpoint entry {_listing(missing)}")
+  if unexpected:
+    problems.append(f"checkpoint entries the model does not have {_listing(unexpected)}")
+  if mismatched:
+    hint = ""
+    if any(is_class_dependent(m.split(":")[0]) for m in mismatched):
+      hint = ("\n  The class-dependent last layers differ: the checkpoint was trained with "
+              "another number of classes than the config's dataset. To fine-tune, skip them "
+              "(skip_class_layers=True).")
+    problems.append(f"shape mismatches {_listing(mismatched)}{hint}")
+  if problems:
+    raise CheckpointMismatchError(
+        f"DeepLab2 checkpoint {path} ({layout} layout) does not match the model:\n  "
+        + "\n  ".join(problems)
+        + "\n  (A different backbone, dataset or num_mask_slots than the config's is the usual cause.)")
+
+
+def _load_moat_imagenet(reader, shape_map, path, imagenet_map) -> ImportReport:
+  if imagenet_map is None:
+    raise CheckpointMismatchError(
+        f"{path} is a name-based MOAT ImageNet checkpoint (keys 'moat/...'), but the model's "
+        "pixel encoder is not MOAT; use a config with a MOAT backbone.")
+  ckpt = {k: list(s) for k, s in shape_map.items()}
+  missing = set(imagenet_map) - set(ckpt)
+  mismatched = [f"{k}: checkpoint {ckpt[k]} vs model {list(v.shape)}"
+                for k, v in imagenet_map.items() if k in ckpt and list(v.shape) != ckpt[k]]
+  _problems_listing(path, "moat_imagenet", missing, (), mismatched)
+  values = {k: reader.get_tensor(k) for k in imagenet_map}
+  for k, var in imagenet_map.items():
+    var.assign(np.asarray(values[k], dtype=var.dtype.as_numpy_dtype))
+  return ImportReport(path=path, layout="moat_imagenet", num_assigned=len(imagenet_map),
+                      global_step=None, skipped=tuple(sorted(set(ckpt) - set(imagenet_map))))
+
+
 def load_deeplab2_checkpoint(variable_map: Dict[str, tf.Variable], path: str,
                              *, backbone_only: bool = False,
-                             skip_class_layers: bool = False) -> ImportReport:
+                             skip_class_layers: bool = False,
+                             imagenet_variable_map: Optional[Dict[str, tf.Variable]] = None
+                             ) -> ImportReport:
   """Fills the variables of `variable_map` {DeepLab2 key (no suffix): variable}.
 
   Args:
@@ -111,6 +163,10 @@ def load_deeplab2_checkpoint(variable_map: Dict[str, tf.Variable], path: str,
       the encoder, with or without the 'encoder/' prefix.
     skip_class_layers: neither require nor fill the class-count-dependent last
       layers (fine-tuning to a dataset with another number of classes).
+    imagenet_variable_map: {name: variable} of the encoder's trainable
+      variables in a name-based MOAT ImageNet checkpoint (None if the encoder
+      is not MOAT); used only for such checkpoints, which fill the encoder
+      alone whatever `backbone_only` says.
   Raises:
     CheckpointMismatchError listing every unmatched name and shape mismatch.
   """
@@ -118,6 +174,8 @@ def load_deeplab2_checkpoint(variable_map: Dict[str, tf.Variable], path: str,
   reader = tf.train.load_checkpoint(path)
   shape_map = reader.get_variable_to_shape_map()
   layout = detect_layout(shape_map)
+  if layout == "moat_imagenet":
+    return _load_moat_imagenet(reader, shape_map, path, imagenet_variable_map)
   # normalized key -> (key in the file, shape)
   ckpt = {k: (k, s) for k, s in model_keys_of(shape_map).items()}
   if layout == "backbone" and not any(k.startswith(ENCODER_PREFIX) for k in ckpt):
@@ -135,25 +193,9 @@ def load_deeplab2_checkpoint(variable_map: Dict[str, tf.Variable], path: str,
 
   missing = set(wanted) - set(ckpt)
   unexpected = set(ckpt) - set(wanted)
-  problems = []
-  if missing:
-    problems.append(f"model variables with no checkpoint entry {_listing(missing)}")
-  if unexpected:
-    problems.append(f"checkpoint entries the model does not have {_listing(unexpected)}")
   mismatched = [f"{k}: checkpoint {ckpt[k][1]} vs model {list(v.shape)}"
                 for k, v in wanted.items() if k in ckpt and list(v.shape) != ckpt[k][1]]
-  if mismatched:
-    hint = ""
-    if any(is_class_dependent(m.split(":")[0]) for m in mismatched):
-      hint = ("\n  The class-dependent last layers differ: the checkpoint was trained with "
-              "another number of classes than the config's dataset. To fine-tune, skip them "
-              "(skip_class_layers=True).")
-    problems.append(f"shape mismatches {_listing(mismatched)}{hint}")
-  if problems:
-    raise CheckpointMismatchError(
-        f"DeepLab2 checkpoint {path} ({layout} layout) does not match the model:\n  "
-        + "\n  ".join(problems)
-        + "\n  (A different backbone, dataset or num_mask_slots than the config's is the usual cause.)")
+  _problems_listing(path, layout, missing, unexpected, mismatched)
 
   # All checks passed: only now read and assign, so a failure leaves the model untouched.
   values = {k: reader.get_tensor(ckpt[k][0] + VALUE_SUFFIX) for k in wanted}

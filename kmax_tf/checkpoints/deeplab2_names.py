@@ -12,9 +12,11 @@ import tensorflow as tf
 from kmax_tf.checkpoints import deeplab2_convnext_names
 from kmax_tf.checkpoints import deeplab2_encoder_names
 from kmax_tf.checkpoints import deeplab2_mask_class_head_names
+from kmax_tf.checkpoints import deeplab2_moat_names
 from kmax_tf.checkpoints import deeplab2_pixel_decoder_names
 from kmax_tf.checkpoints import deeplab2_transformer_decoder_names
 from kmax_tf.pixel_encoders import convnext
+from kmax_tf.pixel_encoders import moat
 
 
 def _prefixed(prefix, mapping):
@@ -25,6 +27,8 @@ def model_variable_map(model) -> Dict[str, tf.Variable]:
   """{DeepLab2 model-only checkpoint key without suffix: variable}."""
   if isinstance(model.pixel_encoder, convnext.ConvNeXt):
     encoder_map = deeplab2_convnext_names.deeplab2_variable_map(model.pixel_encoder)
+  elif isinstance(model.pixel_encoder, moat.MOAT):
+    encoder_map = deeplab2_moat_names.deeplab2_variable_map(model.pixel_encoder)
   else:
     encoder_map = deeplab2_encoder_names.deeplab2_variable_map(model.pixel_encoder)
   parts = [
@@ -52,3 +56,10 @@ def model_variable_map(model) -> Dict[str, tf.Variable]:
     raise ValueError(f"Variables without a DeepLab2 key ({len(unmapped)}): {unmapped[:20]}; "
                      f"or one variable under several keys.")
   return full
+
+
+def imagenet_variable_map(model):
+  """{DeepLab2 MOAT ImageNet checkpoint name: variable}, or None if the encoder is not MOAT."""
+  if isinstance(model.pixel_encoder, moat.MOAT):
+    return deeplab2_moat_names.imagenet_variable_map(model.pixel_encoder)
+  return None

@@ -19,6 +19,7 @@ import numpy as np
 
 from kmax_tf.config.config_error import ConfigError
 from kmax_tf.data import datasets
+from kmax_tf.pixel_encoders import moat_sizes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,10 +28,14 @@ class KMaXSettings:
 
   Attributes:
     dataset_name: Dataset whose label space the model predicts.
-    pixel_encoder_name: Backbone architecture: "resnet50", "axial_resnet50"
-      or "convnext_{tiny,small,base,large}".
+    pixel_encoder_name: Backbone architecture: "resnet50", "axial_resnet50",
+      "convnext_{tiny,small,base,large}", "moat{0..4}" or "tiny_moat{0..3}",
+      the MOATs optionally with the suffix "_no_pe".
     backbone_drop_path_keep_prob: Stochastic depth keep probability of the
       backbone.
+    backbone_input_normalization: "inception" (image / 127.5 - 1, what
+      DeepLab2's kMaX feeds every encoder) or "imagenet" (ImageNet mean/std;
+      MOAT encoders only).
     backbone_pretrained_weights: Backbone-only weights to load, or None.
     num_mask_slots: Number of mask slots (cluster centers).
     high_resolution_output_stride: Finest pixel decoder stride (4 or 2).
@@ -42,6 +47,7 @@ class KMaXSettings:
   dataset_name: str
   pixel_encoder_name: str
   backbone_drop_path_keep_prob: float
+  backbone_input_normalization: str
   backbone_pretrained_weights: Optional[str]
   num_mask_slots: int
   high_resolution_output_stride: int
@@ -76,7 +82,13 @@ _PIXEL_ENCODERS = types.MappingProxyType({
     "kmax_convnext_small": "convnext_small",
     "kmax_convnext_base": "convnext_base",
     "kmax_convnext_large": "convnext_large",
+    # MOAT: DeepLab2's moat.get_model names with the "kmax_" prefix (the
+    # bare names have no other meaning in DeepLab2 and are accepted too).
+    **{"kmax_" + name: encoder
+       for name, encoder in moat_sizes.DEEPLAB2_BACKBONE_NAMES.items()},
+    **moat_sizes.DEEPLAB2_BACKBONE_NAMES,
 })
+_INPUT_NORMALIZATIONS = ("inception", "imagenet")
 _SUPPORTED_OUTPUT_STRIDES = (4, 2)
 
 
@@ -85,7 +97,7 @@ def pixel_encoder_name(backbone_name: str) -> str:
   key = backbone_name.lower()
   if key in _PIXEL_ENCODERS:
     return _PIXEL_ENCODERS[key]
-  supported = ", ".join(sorted(_PIXEL_ENCODERS))
+  supported = ", ".join(sorted(k for k in _PIXEL_ENCODERS if k.startswith("kmax_")))
   if "kmax_" + key in _PIXEL_ENCODERS:
     raise ConfigError(
         f"model_options.backbone.name {backbone_name!r}: without the 'kmax_' "
@@ -136,6 +148,7 @@ def resolve_kmax_settings(config,
       dataset_name=dataset_name,
       pixel_encoder_name=pixel_encoder_name(model.backbone.name),
       backbone_drop_path_keep_prob=model.backbone.drop_path_keep_prob,
+      backbone_input_normalization=model.backbone.input_normalization,
       backbone_pretrained_weights=(
           model.backbone.pretrained_weights or None),
       num_mask_slots=int(values["num_mask_slots"]),
@@ -216,6 +229,15 @@ def _validate(settings: KMaXSettings, config) -> None:
        settings.transformer_decoder_drop_path_keep_prob)):
     if not 0.0 < value <= 1.0:
       raise ConfigError(f"{name} must be in (0, 1], got {value}")
+  normalization = settings.backbone_input_normalization
+  if normalization not in _INPUT_NORMALIZATIONS:
+    raise ConfigError(
+        "model_options.backbone.input_normalization must be one of "
+        f"{_INPUT_NORMALIZATIONS}, got {normalization!r}")
+  if normalization != "inception" and settings.pixel_encoder_name not in moat_sizes.MOAT_SIZES:
+    raise ConfigError(
+        f"model_options.backbone.input_normalization {normalization!r} is only "
+        f"available for MOAT encoders, not {settings.pixel_encoder_name!r}")
   head = config.model_options.max_deeplab.auxiliary_semantic_head
   if settings.dataset_name in datasets.dataset_names() and head.HasField(
       "output_channels"):

@@ -125,6 +125,11 @@ class KMaXDeepLab(tf_keras.Model):
     from kmax_tf.checkpoints import deeplab2_names  # pylint: disable=g-import-not-at-top
     return deeplab2_names.model_variable_map(self)
 
+  def deeplab2_imagenet_variable_map(self) -> Optional[Dict[str, tf.Variable]]:
+    """{name in a DeepLab2 MOAT ImageNet checkpoint: variable}, None for other encoders."""
+    from kmax_tf.checkpoints import deeplab2_names  # pylint: disable=g-import-not-at-top
+    return deeplab2_names.imagenet_variable_map(self)
+
   # === Config ===
   def get_config(self):
     config = {"name": self.name}

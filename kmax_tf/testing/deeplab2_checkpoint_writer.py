@@ -5,7 +5,11 @@ importer, rebuilt bit for bit by the rule in
 `../shared/fixtures/deeplab2_parity/README.md` ("Rebuilding a DeepLab2-format
 checkpoint file"): every manifest tensor under its checkpoint key, plus the
 `_CHECKPOINTABLE_OBJECT_GRAPH` bytes, written with SaveV2.
+
+The MOAT models' object graph and trainer listing are stored gzipped
+(`*.pb.gz`, `*_trainer_extras.tsv.gz`) in tests/testdata/deeplab2_moat.
 """
+import gzip
 import json
 import os
 
@@ -19,9 +23,14 @@ OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 
 def _trainer_extras(model_name):
   """Zero-valued optimizer/step entries of DeepLab2's trainer layout (from its listing)."""
-  path = os.path.join(fx.parity_dir(), "variables", f"kmax_{model_name}_ckpt_variables_trainer.tsv")
+  variables = os.path.join(fx.model_dir(model_name), "variables")
+  path = os.path.join(variables, f"kmax_{model_name}_ckpt_variables_trainer.tsv")
+  opener = open
+  if not os.path.exists(path):
+    path = os.path.join(variables, f"kmax_{model_name}_ckpt_variables_trainer_extras.tsv.gz")
+    opener = gzip.open
   extras = {}
-  with open(path) as f:
+  with opener(path, "rt") as f:
     for line in f:
       name, shape = line.rstrip("\n").split("\t")
       if name == OBJECT_GRAPH_KEY:
@@ -41,7 +50,11 @@ def write_checkpoint(model_name, prefix, layout="model_only", global_step=1234):
       continue
     tensors[key] = fx.manifest_value(key, shape, mean, std)
   if layout == "model_only":
-    with open(os.path.join(fx.parity_dir(), "manifests", f"kmax_{model_name}_object_graph.pb"), "rb") as f:
+    graph = os.path.join(fx.model_dir(model_name), "manifests", f"kmax_{model_name}_object_graph.pb")
+    opener = open
+    if not os.path.exists(graph):
+      graph, opener = graph + ".gz", gzip.open
+    with opener(graph, "rb") as f:
       tensors[OBJECT_GRAPH_KEY] = np.array(f.read(), dtype=object)
   elif layout == "trainer":
     tensors.update(_trainer_extras(model_name))

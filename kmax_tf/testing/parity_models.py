@@ -14,7 +14,11 @@ FIXTURE_CONFIGS = {
     "coco_convnext_tiny": "coco/kmax_deeplab/kmax_meta_convnext_tiny_os32.textproto",
     "coco_axial_r50": "coco/kmax_deeplab/kmax_meta_axial_r50_os32.textproto",
     "cityscapes_r50": "cityscapes/kmax_deeplab/kmax_meta_r50_os32.textproto",
+    # DeepLab2 has no MOAT config: its ConvNeXt-T COCO config with the backbone
+    # renamed (tests/testdata/deeplab2_moat/README.md).
+    "coco_tiny_moat0": "coco/kmax_deeplab/kmax_meta_convnext_tiny_os32.textproto",
 }
+BACKBONE_NAMES = {"coco_tiny_moat0": "kmax_tiny_moat0_pretrain_256_1k"}
 CROP = 257
 
 
@@ -25,6 +29,9 @@ def fixture_config(model_name, crop=CROP):
     overrides += [f"{split}.crop_size={crop},{crop}", f"{split}.min_resize_value={crop}",
                   f"{split}.max_resize_value={crop}"]
   overrides += ["model_options.initial_checkpoint=", "model_options.backbone.drop_path_keep_prob=1.0"]
+  if model_name in BACKBONE_NAMES:
+    overrides += [f"model_options.backbone.name={BACKBONE_NAMES[model_name]}",
+                  "model_options.backbone.pretrained_weights="]
   return kmax_tf.load_config(path, overrides)
 
 

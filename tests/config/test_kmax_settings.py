@@ -63,6 +63,34 @@ def test_pixel_encoder_names(name, expected):
   assert kconfig.pixel_encoder_name(name) == expected
 
 
+@pytest.mark.parametrize("name,expected", [
+    ("kmax_tiny_moat0_pretrain_256_1k", "tiny_moat0"),
+    ("tiny_moat3_pretrain_256_no_pe_1k", "tiny_moat3_no_pe"),
+    ("kmax_moat0_pretrain_224_no_pe_1k", "moat0_no_pe"),
+    ("KMAX_MOAT2_finetune_384_no_pe_22k", "moat2_no_pe"),
+    ("kmax_moat4_finetune_512_22k", "moat4"),
+])
+def test_deeplab2_moat_names(name, expected):
+  assert kconfig.pixel_encoder_name(name) == expected
+
+
+def test_input_normalization():
+  text = """
+      model_options { backbone { name: "%s" %s } }
+      train_dataset_options { dataset: "coco_panoptic" }"""
+  default = kconfig.resolve_kmax_settings(_config(text % ("kmax_tiny_moat0_pretrain_256_1k", "")))
+  assert default.backbone_input_normalization == "inception"
+  imagenet = kconfig.resolve_kmax_settings(_config(
+      text % ("kmax_tiny_moat0_pretrain_256_1k", 'input_normalization: "imagenet"')))
+  assert imagenet.backbone_input_normalization == "imagenet"
+  with pytest.raises(kconfig.ConfigError, match="only available for MOAT"):
+    kconfig.resolve_kmax_settings(_config(
+        text % ("kmax_resnet50", 'input_normalization: "imagenet"')))
+  with pytest.raises(kconfig.ConfigError, match="must be one of"):
+    kconfig.resolve_kmax_settings(_config(
+        text % ("kmax_moat0_pretrain_224_1k", 'input_normalization: "caffe"')))
+
+
 def test_backbone_without_kmax_prefix_or_unknown_is_an_error():
   with pytest.raises(kconfig.ConfigError, match="'kmax_resnet50'"):
     kconfig.pixel_encoder_name("resnet50")

@@ -51,3 +51,15 @@ def test_demo_acceptance(tmp_path):
   pq, seconds, out = _demo(tmp_path, timeout=3600)
   assert seconds <= 15 * 60, out[-2000:]
   assert pq >= 0.5, out[-2000:]
+
+
+@pytest.mark.large
+def test_demo_trains_with_a_tiny_moat_encoder(tmp_path):
+  """The mobile variant of BENCHMARKS.md's demo table, shortened to plumbing size."""
+  pq, _, out = _demo(
+      tmp_path, "--num_train_images=8", "--num_val_images=4",
+      "--config_override=model_options.backbone.name=kmax_tiny_moat0_pretrain_256_1k",
+      "--config_override=trainer_options.solver_options.training_number_of_steps=2",
+      "--config_override=trainer_options.steps_per_loop=1",
+      "--config_override=train_dataset_options.batch_size=2", timeout=1800)
+  assert 0.0 <= pq <= 1.0 and "[demo] 3/3" in out

@@ -36,6 +36,36 @@ PARAMETER_COUNTS = {
     "configs/ade20k/kmax_r50_res1281.textproto": (72_685_748, 72_471_814, 56_818_109),
     "configs/ade20k/kmax_convnext_large.textproto": (244_082_228, 243_917_318, 232_025_917),
     "configs/ade20k/kmax_convnext_large_res1281.textproto": (244_082_228, 243_917_318, 232_025_917),
+    # MOAT encoders (no position embedding): DeepLab2 64bc1c1's KMaXDeepLab built from its
+    # ConvNeXt-T (COCO, Cityscapes) / R50 (ADE20K) textprotos with the backbone renamed to
+    # kmax_<moat name>_no_pe..., crop 129 (the counts do not depend on the crop).
+    "configs/ade20k/kmax_moat0.textproto": (66_742_356, 66_488_870, 60_403_037),
+    "configs/ade20k/kmax_moat1.textproto": (80_491_428, 80_179_190, 74_152_109),
+    "configs/ade20k/kmax_moat2.textproto": (114_800_692, 114_439_174, 106_555_709),
+    "configs/ade20k/kmax_moat3.textproto": (233_813_220, 233_206_710, 223_662_573),
+    "configs/ade20k/kmax_moat4.textproto": (530_317_428, 529_450_054, 514_449_789),
+    "configs/ade20k/kmax_tiny_moat0.textproto": (37_278_932, 37_084_454, 34_750_941),
+    "configs/ade20k/kmax_tiny_moat1.textproto": (39_667_980, 39_466_110, 36_663_573),
+    "configs/ade20k/kmax_tiny_moat2.textproto": (45_560_828, 45_344_174, 41_603_589),
+    "configs/ade20k/kmax_tiny_moat3.textproto": (57_186_980, 56_948_150, 51_800_493),
+    "configs/cityscapes/kmax_moat0.textproto": (60_418_779, 60_169_261, 60_193_992),
+    "configs/cityscapes/kmax_moat1.textproto": (74_167_851, 73_859_581, 73_943_064),
+    "configs/cityscapes/kmax_moat2.textproto": (106_646_587, 106_288_525, 106_348_840),
+    "configs/cityscapes/kmax_moat3.textproto": (223_827_499, 223_223_933, 223_456_792),
+    "configs/cityscapes/kmax_moat4.textproto": (514_836_859, 513_970_893, 514_247_272),
+    "configs/cityscapes/kmax_tiny_moat0.textproto": (34_618_523, 34_429_101, 34_539_656),
+    "configs/cityscapes/kmax_tiny_moat1.textproto": (36_550_819, 36_353_813, 36_453_712),
+    "configs/cityscapes/kmax_tiny_moat2.textproto": (41_527_859, 41_315_813, 41_394_272),
+    "configs/cityscapes/kmax_tiny_moat3.textproto": (51_780_299, 51_545_693, 51_591_992),
+    "configs/coco/kmax_moat0.textproto": (66_707_404, 66_453_918, 60_372_454),
+    "configs/coco/kmax_moat1.textproto": (80_456_476, 80_144_238, 74_121_526),
+    "configs/coco/kmax_moat2.textproto": (114_765_740, 114_404_222, 106_525_126),
+    "configs/coco/kmax_moat3.textproto": (233_778_268, 233_171_758, 223_631_990),
+    "configs/coco/kmax_moat4.textproto": (530_282_476, 529_415_102, 514_419_206),
+    "configs/coco/kmax_tiny_moat0.textproto": (37_243_980, 37_049_502, 34_720_358),
+    "configs/coco/kmax_tiny_moat1.textproto": (39_633_028, 39_431_158, 36_632_990),
+    "configs/coco/kmax_tiny_moat2.textproto": (45_525_876, 45_309_222, 41_573_006),
+    "configs/coco/kmax_tiny_moat3.textproto": (57_152_028, 56_913_198, 51_769_910),
 }
 
 
@@ -50,9 +80,11 @@ def _build(config_path, size):
   return kmax_tf.build_model(config)
 
 
-# Building the ConvNeXt-B/L variants (120-245M parameters) takes ~30 s each here; they and
-# the res1281 configs (same networks as their 641 twins) run with --run-large.
-_LARGE_VARIANTS = ("convnext_base", "convnext_large", "res1281")
+# Building the ConvNeXt-B/L variants (120-245M parameters) takes ~30 s each here; they, the
+# res1281 configs (same networks as their 641 twins) and the MOAT configs other than
+# tiny-MOAT-0 (one per dataset stays in the default suite) run with --run-large.
+_LARGE_VARIANTS = ("convnext_base", "convnext_large", "res1281", "kmax_moat",
+                   "tiny_moat1", "tiny_moat2", "tiny_moat3")
 
 
 @pytest.mark.parametrize("config_path", [

@@ -35,7 +35,8 @@ def _assert_close(npz, key, actual):
 
 
 @pytest.mark.parametrize("model_name,synchronized_bn",
-                         [(name, True) for name in fx.MODEL_NAMES] + [("coco_r50", False)])
+                         [(name, True) for name in fx.MODEL_NAMES + fx.MOAT_MODEL_NAMES]
+                         + [("coco_r50", False), ("coco_tiny_moat0", False)])
 def test_forward_parity_through_deeplab2_checkpoint(model_name, synchronized_bn, tmp_path):
   """synchronized_bn=True is DeepLab2's BN; False is our default (fused) inference build."""
   npz = fx.forward_fixture(model_name)
