@@ -8,6 +8,9 @@ from kmax_tf import kernel_choices
 from kmax_tf.layers import normalization
 from kmax_tf.layers.training_fused_batch_normalization import TrainingFusedBatchNormalization
 
+# Runs again in CI with the other oneDNN setting (.ci/run).
+pytestmark = pytest.mark.kernels
+
 AVX512 = {"avx", "avx2", "fma", "avx512f", "avx512dq", "avx512bw", "avx512vl"}
 AVX2 = {"avx", "avx2", "fma"}
 

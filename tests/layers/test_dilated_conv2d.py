@@ -14,6 +14,9 @@ from kmax_tf import kernel_choices
 from kmax_tf.layers import dilated_conv2d
 from kmax_tf.layers.dilated_conv2d import DilatedConv2D
 
+# Runs again in CI with the other oneDNN setting (.ci/run).
+pytestmark = pytest.mark.kernels
+
 
 @pytest.mark.parametrize("rate,size", [(2, 7), (6, 9), (18, 9), (3, 10)])
 def test_matches_keras_conv2d_value_and_gradient(rate, size):

@@ -5,10 +5,14 @@ formula, what DeepLab2's SyncBatchNormalization computes at inference) and
 with fused=True, on the same weights.
 """
 import numpy as np
+import pytest
 import tensorflow as tf
 import tf_keras
 
 from kmax_tf.layers.training_fused_batch_normalization import TrainingFusedBatchNormalization
+
+# Runs again in CI with the other oneDNN setting (.ci/run).
+pytestmark = pytest.mark.kernels
 
 
 def _layers_with_shared_weights():

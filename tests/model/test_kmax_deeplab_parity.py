@@ -20,6 +20,9 @@ from kmax_tf.testing import deeplab2_checkpoint_writer
 from kmax_tf.testing import deeplab2_fixtures as fx
 from kmax_tf.testing import parity_models
 
+# Runs again in CI with the other oneDNN setting (.ci/run).
+pytestmark = pytest.mark.kernels
+
 REL_TOL = 1e-4
 FLOAT_OUTPUTS = (keys.SEMANTIC_LOGITS, keys.PIXEL_SPACE_MASK_LOGITS, keys.TRANSFORMER_CLASS_LOGITS,
                  keys.PIXEL_SPACE_NORMALIZED_FEATURE, keys.INSTANCE_SCORES, keys.SEMANTIC_SCORES)

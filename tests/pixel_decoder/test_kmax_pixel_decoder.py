@@ -17,6 +17,9 @@ from kmax_tf.pixel_decoder import kmax_pixel_decoder
 from kmax_tf.pixel_encoders import resnet50
 from kmax_tf.testing import deeplab2_fixtures as fx
 
+# Runs again in CI with the other oneDNN setting (.ci/run).
+pytestmark = pytest.mark.kernels
+
 KMaXPixelDecoder = kmax_pixel_decoder.KMaXPixelDecoder
 PREFIX = "pixel_decoder/"
 

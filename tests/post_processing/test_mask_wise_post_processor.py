@@ -14,6 +14,9 @@ from kmax_tf import outputs
 from kmax_tf.post_processing.mask_wise_post_processor import MaskWisePostProcessor
 from kmax_tf.testing import deeplab2_fixtures
 
+# Runs again in CI with the other oneDNN setting (.ci/run).
+pytestmark = pytest.mark.kernels
+
 COCO_THINGS = list(range(1, 81))
 # evaluator_options of the COCO and Cityscapes kMaX R50 configs (README section 3).
 SETTINGS = {
