@@ -34,13 +34,14 @@ def synchronized_batch_norm(enabled: bool):
 
 
 def batch_norm(name, axis=-1, gamma_initializer="ones", synchronized=None):
+  """One BN layer with DeepLab2's constants; `synchronized=None` reads the context."""
   if synchronized is None:
     synchronized = getattr(_STATE, "synchronized", False)
+  common = dict(axis=axis, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
+                gamma_initializer=gamma_initializer, name=name)
   if synchronized or not kernel_choices.kernel_choices().fused_batch_norm:
     return tf_keras.layers.BatchNormalization(
-        axis=axis, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
-        gamma_initializer=gamma_initializer, synchronized=synchronized, fused=False, name=name)
+        synchronized=synchronized, fused=False, **common)
   # fused=None lets tf_keras fuse where it can (4-D inputs).
   return training_fused_batch_normalization.TrainingFusedBatchNormalization(
-      axis=axis, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
-      gamma_initializer=gamma_initializer, fused=None, name=name)
+      fused=None, **common)

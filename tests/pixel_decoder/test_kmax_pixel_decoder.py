@@ -44,7 +44,7 @@ EXPECTED_PARAMS = {
 # both BN kinds (2.6e-6 on the fixture machine with fused BN). The bound is
 # half the fixture README's cross-kernel noise of the final outputs (oneDNN
 # off / tf.function: 3.8e-5..4.8e-5 relative to max|value|).
-FUSED_BN_RELATIVE_TOLERANCE = 2e-5
+KERNEL_NOISE_RELATIVE_TOLERANCE = 2e-5
 
 
 # Encoder feature sizes for 257x257 inputs (strides 32..2), and smaller ones
@@ -184,7 +184,7 @@ def _check_parity(model, synchronized_bn):
   assert stored == sorted(PREFIX + k for k in outputs)
   for key in stored:
     expected, actual = fx.compare(forward, key, outputs[key[len(PREFIX):]])
-    bound = FUSED_BN_RELATIVE_TOLERANCE * np.abs(expected).max()
+    bound = KERNEL_NOISE_RELATIVE_TOLERANCE * np.abs(expected).max()
     assert np.abs(actual - expected).max() <= bound, key
 
 
@@ -202,7 +202,7 @@ def test_parity_coco_r50_decoder_stage1_default_bn(small_decoders):
   stage5 = tf.constant(forward["encoder/stage5"])
   actual = decoder.stages[0](decoder.backbone_norms[0](stage5), training=False).numpy()
   expected = forward["pixel_decoder/decoder_stage1"]
-  assert np.abs(actual - expected).max() <= FUSED_BN_RELATIVE_TOLERANCE * np.abs(expected).max()
+  assert np.abs(actual - expected).max() <= KERNEL_NOISE_RELATIVE_TOLERANCE * np.abs(expected).max()
 
 
 @pytest.mark.large
