@@ -2,8 +2,8 @@
 
 Used by `benchmarks/inference.py` and `benchmarks/train_step.py` with
 `--deeplab2_dir=PATH`: a checkout of google-research/deeplab2 (commit 64bc1c1)
-whose .proto files are compiled (BENCHMARKS.md, "Running DeepLab2 beside
-kmax_tf", has the set-up). Nothing of DeepLab2 is part of kmax_tf; this module
+whose .proto files are compiled (BENCHMARKS.md, "Setting up DeepLab2
+for side-by-side runs"). Nothing of DeepLab2 is part of kmax_tf; this module
 only imports it from the user's checkout.
 
 Both models are built from DeepLab2's own textproto (kmax_tf reads it

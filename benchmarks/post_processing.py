@@ -11,8 +11,9 @@ evaluator settings, the coco_panoptic descriptor), in one tf.function, after
 warm-up.
 kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022.
 
-DeepLab2's post-processing alone on this 2-core machine, confident outputs, R50
-641: 0.62 s (../shared/docs/deeplab2_measured.md).
+Absolute times only: for a comparison with DeepLab2, run
+`benchmarks/inference.py --deeplab2_dir=...`, which times forward pass and
+forward + post-processing of both in one process, alternating rounds.
 """
 import argparse
 import json
@@ -33,7 +34,8 @@ from kmax_tf import outputs as keys  # pylint: disable=wrong-import-position
 from kmax_tf.data import datasets  # pylint: disable=wrong-import-position
 from kmax_tf.testing import deeplab2_fixtures  # pylint: disable=wrong-import-position
 
-DEEPLAB2_SECONDS = 0.62
+import deeplab2_beside  # pylint: disable=wrong-import-position
+
 CONFIG = os.path.join(_ROOT, "configs", "coco", "kmax_r50.textproto")
 
 
@@ -63,11 +65,11 @@ def main():
   result = {"tf_version": tf.__version__, "input": os.path.basename(path),
             "output_size": [641, 641], "panoptic_ids_in_map": segments,
             "median_s": statistics.median(times), "min_s": min(times),
-            "repeats": args.repeats, "deeplab2_s": DEEPLAB2_SECONDS,
-            "ratio_to_deeplab2": statistics.median(times) / DEEPLAB2_SECONDS}
+            "repeats": args.repeats,
+            "machine": deeplab2_beside.machine_record()}
   print(f"post-processing 641x641: median {1e3 * result['median_s']:.1f} ms "
-        f"(min {1e3 * result['min_s']:.1f} ms), {segments} panoptic ids in the map; "
-        f"DeepLab2 {1e3 * DEEPLAB2_SECONDS:.0f} ms ({result['ratio_to_deeplab2']:.2f}x)",
+        f"(min {1e3 * result['min_s']:.1f} ms), {segments} panoptic ids in the map "
+        f"({result['machine']['kernel_mode']})",
         flush=True)
   os.makedirs(os.path.dirname(args.output_json), exist_ok=True)
   tmp = args.output_json + ".tmp"

@@ -51,6 +51,8 @@ from kmax_tf.checkpoints import checkpoint_io  # pylint: disable=wrong-import-po
 from kmax_tf.export import tflite_conversion  # pylint: disable=wrong-import-position
 from kmax_tf.testing import deeplab2_fixtures  # pylint: disable=wrong-import-position
 
+import deeplab2_beside  # pylint: disable=wrong-import-position
+
 CONFIGS = {"r50": "kmax_r50", **{f"tiny_moat{i}": f"kmax_tiny_moat{i}" for i in range(4)},
            **{f"moat{i}": f"kmax_moat{i}" for i in range(5)}}
 PHOTO = os.path.join("coco_val2017_16", "val2017", "000000397133.jpg")
@@ -282,7 +284,8 @@ def main():
   random_weight_agreement(cases)
   results = {"cases": cases, "agreement": [agreement(a, quantizations, args.workdir)
                                            for a in args.agreement],
-             "load_average": os.getloadavg(), "rounds": args.rounds}
+             "load_average": os.getloadavg(), "rounds": args.rounds,
+             "machine": deeplab2_beside.machine_record()}
   for c in cases:
     print(f"{c['encoder']:>11} {c['size']} {c.get('cut', 'full'):>13} {c['quantization']:>13} "
           f"{c['size_mb']:7.1f} MB {c['latency_s']:6.3f} s "

@@ -2,7 +2,8 @@
 
 At inference the layer computes the plain formula, (x - mean) * gamma /
 sqrt(var + eps) + beta, with the same ops as DeepLab2's SyncBatchNormalization,
-for two measured reasons (BENCHMARKS.md, "Kernel choices"):
+for two measured reasons (BENCHMARKS.md, "Kernel modes, side by side
+with DeepLab2"):
 
 - Grappler folds an inference-mode fused BN into the preceding convolution.
   With oneDNN that becomes a convolution with four per-channel post-ops, for
