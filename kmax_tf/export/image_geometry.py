@@ -11,8 +11,8 @@ ratios. TFLite has no float64 kernels, so the size is computed here in float32:
 for integer sizes below 2**24 the float32 quotient equals the float64 quotient
 rounded to float32 (a float64 quotient of such integers can never fall on a
 float32 rounding midpoint), so the sizes are identical (checked in tests).
-Nearest-neighbour resizing is written as a gather of flat pixel indices, which
-also works on int32 maps in TFLite (its RESIZE_NEAREST_NEIGHBOR kernel does not
+Nearest-neighbour resizing is written as gathers of row and column indices,
+which also work on int32 maps in TFLite (its RESIZE_NEAREST_NEIGHBOR kernel does not
 take int32).
 """
 from typing import Optional, Sequence, Tuple
@@ -95,12 +95,11 @@ def _nearest_indices(in_size: tf.Tensor, out_size: tf.Tensor) -> tf.Tensor:
 def crop_and_resize_nearest(maps: tf.Tensor, region: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
   """maps[:, :region[0], :region[1]] resized to `size` by corner-aligned nearest neighbour.
 
-  [B, h, w] (any dtype) -> [B, size[0], size[1]]. One gather of flat pixel
-  indices: the cut and both axes in a single pass over the output.
+  [B, h, w] (any dtype) -> [B, size[0], size[1]]. A gather of rows, then one
+  of columns: with a static size the converters fold the indices into
+  constants, and two index vectors (size[0] + size[1] ints) are what a mobile
+  model should carry, not one index per output pixel (1.6 MB at 641x641).
   """
-  shape = tf.shape(maps)
   rows = _nearest_indices(region[0], size[0])
   cols = _nearest_indices(region[1], size[1])
-  flat = tf.reshape(rows[:, tf.newaxis] * shape[2] + cols[tf.newaxis, :], [-1])
-  picked = tf.gather(tf.reshape(maps, [shape[0], shape[1] * shape[2]]), flat, axis=1)
-  return tf.reshape(picked, [shape[0], size[0], size[1]])
+  return tf.gather(tf.gather(maps, rows, axis=1), cols, axis=2)
