@@ -124,12 +124,23 @@ def test_bfloat16_model_computes_in_bfloat16_and_leaves_the_policy_alone(checkpo
   (panoptic16, scores16), (panoptic32, _) = maps
   assert panoptic16.shape == panoptic32.shape == tuple(image.shape[:2])
   assert panoptic16.dtype == np.int32 and scores16.dtype == np.float32
-  # bfloat16 keeps 8 bits of mantissa, so the maps are not expected to be equal;
-  # the forward logits differ, which shows the bfloat16 network really ran.
-  logits = [m(tf.zeros([1, 257, 257, 3]) + 127.0, training=False,
-              output_keys=("pixel_space_mask_logits",))["pixel_space_mask_logits"]
-            for m in (model, reference)]
-  assert not np.array_equal(np.asarray(tf.cast(logits[0], tf.float32)), logits[1].numpy())
+  # bfloat16 keeps 8 bits of mantissa. The pixel decoder stays close to float32: its
+  # semantic logits are within 3% RMS of float32's (measured 1.2% with oneDNN on, 1.5%
+  # off). The k-means cross-attention's argmax flips cluster assignments wherever two
+  # clusters are near-tied, so the mask logits drift further (measured correlation with
+  # float32: 0.90 on, 0.95 off) and these COCO weights at a 257 crop give maps that
+  # agree on 50-89% of pixels in class (99.2% on the demo model, BENCHMARKS.md).
+  crop = tf.image.resize(tf.cast(image, tf.float32)[tf.newaxis], [257, 257])
+  keys_ = ("semantic_logits", "pixel_space_mask_logits")
+  low, full = [{k: np.asarray(tf.cast(v, tf.float32))
+                for k, v in m(crop, training=False, output_keys=keys_).items()}
+               for m in (model, reference)]
+  semantic_error = (np.sqrt(np.mean((low["semantic_logits"] - full["semantic_logits"]) ** 2))
+                    / np.sqrt(np.mean(full["semantic_logits"] ** 2)))
+  assert 0.0 < semantic_error <= 0.03
+  correlation = np.corrcoef(low["pixel_space_mask_logits"].ravel(),
+                            full["pixel_space_mask_logits"].ravel())[0, 1]
+  assert correlation >= 0.85
 
 
 def test_unknown_precision_is_rejected(checkpoint):

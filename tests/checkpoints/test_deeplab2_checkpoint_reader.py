@@ -10,6 +10,9 @@ import tensorflow as tf
 import kmax_tf
 from kmax_tf.checkpoints import checkpoint_io
 from kmax_tf.checkpoints import deeplab2_checkpoint_reader as reader
+from kmax_tf.config import kmax_settings
+from kmax_tf.data import custom_panoptic_converter
+from kmax_tf.data import datasets
 from kmax_tf.testing import deeplab2_checkpoint_writer as writer
 from kmax_tf.testing import deeplab2_fixtures as fx
 from kmax_tf.testing import parity_models
@@ -119,26 +122,57 @@ def test_other_backbone_is_rejected_with_the_unmatched_names(r50_model, ckpt_dir
   assert not any(np.any(v.numpy()) for v in r50_model.variables)
 
 
-def test_class_count_mismatch_names_the_class_layers_and_can_be_skipped(ckpt_dir):
+def test_other_dataset_checkpoint_names_what_differs_and_assigns_nothing(ckpt_dir):
   city = parity_models.build_fixture_model("cityscapes_r50", crop=CROP)
+  _zero(city)
   coco_prefix = writer.write_checkpoint("coco_r50", str(ckpt_dir / "coco" / "ckpt"))
-  # Same backbone, other dataset: slots (128 vs 256), class count and decoder stride differ.
-  with pytest.raises(reader.CheckpointMismatchError, match="cityscapes|does not match"):
+  # Same backbone, other dataset: class count (134 vs 20 incl. void), the auxiliary
+  # semantic branch and the decoder's output stride differ.
+  with pytest.raises(reader.CheckpointMismatchError) as err:
     kmax_tf.load_deeplab2_checkpoint(city, coco_prefix)
+  message = str(err.value)
+  assert "model variables with no checkpoint entry 32:" in message
+  assert "checkpoint entries the model does not have 60:" in message
+  assert "shape mismatches 29:" in message
+  assert "transformer_class_head/_conv/kernel: checkpoint [1, 256, 134] vs model [1, 256, 20]" in message
+  assert "semantic_last_layer/bias: checkpoint [134] vs model [19]" in message
+  assert "class-dependent last layers differ" in message and "skip_class_layers=True" in message
+  assert not any(np.any(v.numpy()) for v in city.variables)
 
 
 def test_class_layers_skipped_for_fine_tuning(tmp_path, r50_weights):
-  # COCO R50 weights into a COCO R50 model whose class count differs (a custom
-  # dataset with 20 classes): only the class-dependent last layers differ.
+  # COCO R50 weights into a COCO R50 model for a custom dataset of 20 classes (21
+  # with void, against COCO's 134): only the class-dependent last layers differ.
+  categories = [{"id": i + 1, "name": f"class{i}", "isthing": int(i < 12)} for i in range(20)]
+  descriptor = custom_panoptic_converter.descriptor_from_categories(
+      "checkpoint_reader_test_20_classes", categories)
+  datasets.register_dataset(descriptor, overwrite=True)
   config = parity_models.fixture_config("coco_r50", CROP)
-  config.model_options.max_deeplab.auxiliary_semantic_head.output_channels = 134
+  settings = kmax_settings.resolve_kmax_settings(config)
+  for split in (config.train_dataset_options, config.eval_dataset_options):
+    split.dataset = descriptor.name
+  # The kMaX settings COCO's defaults gave, now explicit: the custom dataset has none.
+  kmax = config.model_options.kmax_deeplab
+  for field in ("num_mask_slots", "high_resolution_output_stride",
+                "use_auxiliary_semantic_decoder", "transformer_decoder_drop_path_keep_prob"):
+    setattr(kmax, field, getattr(settings, field))
+  config.model_options.max_deeplab.auxiliary_semantic_head.output_channels = 21
   model = kmax_tf.build_model(config)
   keys_ = [k for k in model.deeplab2_variable_map() if reader.is_class_dependent(k)]
   assert len(keys_) == 2 * 7 + 2  # 7 class heads (kernel, bias) + semantic last layer
   prefix = writer.write_checkpoint("coco_r50", str(tmp_path / "ckpt"))
+  with pytest.raises(reader.CheckpointMismatchError, match="class-dependent last layers differ"):
+    kmax_tf.load_deeplab2_checkpoint(model, prefix)
   report = kmax_tf.load_deeplab2_checkpoint(model, prefix, skip_class_layers=True)
   assert report.num_assigned == 1184 - len(keys_)
   assert set(report.skipped) == set(keys_)
+  mapping = model.deeplab2_variable_map()
+  for key in keys_:
+    # The model's class layers really have another shape than COCO's.
+    assert mapping[key].shape[-1] == 21
+    assert r50_weights[key].shape[-1] == 134
+  for key in set(mapping) - set(keys_):
+    np.testing.assert_array_equal(mapping[key].numpy(), r50_weights[key], err_msg=key)
 
 
 def test_our_checkpoint_round_trip(r50_model, r50_weights, ckpt_dir):

@@ -3,7 +3,9 @@ import sys
 
 import numpy as np
 from PIL import Image
+from PIL import ImageEnhance
 from PIL import ImageOps
+from PIL import ImageStat
 import tensorflow as tf
 
 from kmax_tf.data import autoaugment
@@ -28,14 +30,61 @@ def test_operations_match_pil():
   assert np.abs(ours - np.array(ImageOps.autocontrast(pil))).max() <= 1
 
 
-def test_enhance_operations():
+# PIL's ImageEnhance rounds where DeepLab2's operations truncate, and converts to grey with
+# integer weights where TF uses float ones: at most 1 grey level apart (measured: 1).
+ENHANCE_TOLERANCE = 1
+FACTORS = (0.0, 0.1, 0.5, 1.0, 1.3, 1.9)
+
+
+def _assert_close_to_pil(ours, reference, what):
+  difference = np.abs(ours.numpy().astype(int) - np.asarray(reference).astype(int))
+  assert difference.max() <= ENHANCE_TOLERANCE, (what, difference.max())
+
+
+def test_enhance_operations_match_pil_image_enhance():
+  for seed in range(3):
+    image = _image(seed, (31, 37, 3))
+    pil = Image.fromarray(image)
+    for factor in FACTORS:
+      for name, operation, enhancer in (("color", autoaugment.color, ImageEnhance.Color),
+                                        ("brightness", autoaugment.brightness,
+                                         ImageEnhance.Brightness),
+                                        ("sharpness", autoaugment.sharpness,
+                                         ImageEnhance.Sharpness)):
+        _assert_close_to_pil(operation(tf.constant(image), factor),
+                             enhancer(pil).enhance(factor), (name, seed, factor))
+      np.testing.assert_array_equal(autoaugment.brightness(tf.constant(image), factor),
+                                    np.array(ImageEnhance.Brightness(pil).enhance(factor)))
+
+
+def test_contrast_is_pil_blend_with_deeplab2_grey_level():
+  """DeepLab2's contrast blends with a flat grey of (pixel count / 256), not PIL's mean grey.
+
+  Where the two levels coincide it equals PIL's ImageEnhance.Contrast; elsewhere it equals
+  PIL's blend with DeepLab2's level.
+  """
+  # 64 x 64 pixels: DeepLab2's level is 4096 / 256 = 16; this image's mean grey rounds to 16.
+  rng = np.random.RandomState(5)
+  image = rng.randint(0, 33, (64, 64, 3)).astype(np.uint8)
+  pil = Image.fromarray(image)
+  assert int(ImageStat.Stat(pil.convert("L")).mean[0] + 0.5) == 16
+  for factor in FACTORS:
+    _assert_close_to_pil(autoaugment.contrast(tf.constant(image), factor),
+                         ImageEnhance.Contrast(pil).enhance(factor), ("equal level", factor))
+  image = _image(1, (31, 37, 3))
+  pil = Image.fromarray(image)
+  level = int(31 * 37 / 256.0)
+  flat = Image.new("RGB", pil.size, (level, level, level))
+  for factor in FACTORS:
+    _assert_close_to_pil(autoaugment.contrast(tf.constant(image), factor),
+                         Image.blend(flat, pil, factor), ("deeplab2 level", factor))
+
+
+def test_enhance_edge_cases():
   image = tf.constant(_image(1))
   for operation in (autoaugment.color, autoaugment.contrast,
                     autoaugment.brightness, autoaugment.sharpness):
     np.testing.assert_array_equal(operation(image, 1.0), image)
-    out = operation(image, 1.9)
-    assert out.dtype == tf.uint8 and out.shape == image.shape
-  np.testing.assert_array_equal(autoaugment.brightness(image, 0.0), 0)
   grey = autoaugment.color(image, 0.0).numpy()
   assert np.all(grey[..., 0] == grey[..., 1])
   # Sharpness keeps the border pixels.

@@ -212,3 +212,33 @@ def test_from_dataset_options():
   assert out[target_keys.IMAGE].shape == (65, 65, 3)
   with pytest.raises(ValueError, match="exceeds crop_size"):
     PanopticSampleGenerator(_COCO, False, (33, 33), max_resize_value=65)
+
+
+def test_copy_paste_from_options_pastes_every_thing_with_its_pixels():
+  """thing_option "all" at scale 1: each thing of the paste sample arrives whole.
+
+  Pasted instance k of a class becomes instance divisor - 1 - k (DeepLab2's rule, so
+  pasted ids cannot collide with the canvas's), with the paste sample's pixels.
+  """
+  options = parse_config("""train_dataset_options {
+      dataset: "coco_panoptic" crop_size: 65 crop_size: 65
+      augmentations { min_scale_factor: 1.0 max_scale_factor: 1.0
+        panoptic_copy_paste { panoptic_copy_paste_scale: 1.0
+          panoptic_copy_paste_thing_option: "all" } } }
+      """).train_dataset_options
+  generator = PanopticSampleGenerator.from_dataset_options(options, _COCO, True)
+  canvas = _synthetic_sample()
+  canvas["label"] = tf.fill([48, 64, 1], 92 * 256)
+  canvas["image"] = tf.fill([48, 64, 3], tf.constant(200, tf.uint8))
+  paste = _synthetic_sample()
+  paste_label = paste["label"].numpy()[..., 0]
+  for seed in range(4):
+    out = generator(canvas, tf.constant([seed, 0], tf.int64), paste_sample=paste)
+    label = out[target_keys.PANOPTIC_GT].numpy()
+    image = out[target_keys.IMAGE].numpy()
+    for thing in (1 * 256 + 1, 1 * 256 + 2, 3 * 256 + 1):
+      pasted = label == thing // 256 * 256 + 255 - thing % 256
+      assert pasted.sum() == (paste_label == thing).sum(), (seed, thing)
+      np.testing.assert_array_equal(image[pasted], np.broadcast_to(_IDS[thing],
+                                                                   image[pasted].shape))
+    assert not np.isin(label, [1 * 256 + 1, 1 * 256 + 2, 3 * 256 + 1]).any()
