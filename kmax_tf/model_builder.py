@@ -13,6 +13,7 @@ import tf_keras
 
 from kmax_tf import outputs as keys
 from kmax_tf.config import kmax_settings
+from kmax_tf.config.config_error import ConfigError
 from kmax_tf.data import datasets
 from kmax_tf.heads import mask_class_head
 from kmax_tf.heads import panoptic_single_head
@@ -147,7 +148,15 @@ def build_model(config, *, synchronized_batch_norm: bool = False,
   decoder_keep = settings.transformer_decoder_drop_path_keep_prob if for_training else 1.0
   input_size = list(input_size) if input_size is not None else eval_crop_size(config)
 
-  with normalization.synchronized_batch_norm(synchronized_batch_norm):
+  solver = config.trainer_options.solver_options
+  if not 0.0 <= solver.batchnorm_momentum < 1.0:
+    raise ConfigError(f"trainer_options.solver_options.batchnorm_momentum must be in [0, 1), "
+                      f"got {solver.batchnorm_momentum}")
+  if not solver.batchnorm_epsilon > 0.0:
+    raise ConfigError(f"trainer_options.solver_options.batchnorm_epsilon must be > 0, "
+                      f"got {solver.batchnorm_epsilon}")
+  with normalization.synchronized_batch_norm(synchronized_batch_norm), \
+       normalization.batch_norm_constants(solver.batchnorm_momentum, solver.batchnorm_epsilon):
     encoder = build_pixel_encoder(settings.pixel_encoder_name, backbone_keep,
                                   settings.backbone_input_normalization)
     pixel_decoder = kmax_pixel_decoder.KMaXPixelDecoder.from_output_stride(

@@ -23,6 +23,9 @@ from kmax_tf.layers import drop_path
 from kmax_tf.layers import normalization
 from kmax_tf.layers import squeeze_and_excitation
 
+# DeepLab2's MOAT ignores the config's BN constants.
+_MOAT_BN = normalization.KERAS_DEFAULT_CONSTANTS
+
 
 @tf_keras.utils.register_keras_serializable(package="kmax_tf")
 class MBConvBlock(tf_keras.layers.Layer):
@@ -60,15 +63,15 @@ class MBConvBlock(tf_keras.layers.Layer):
       self.shortcut_pool = tf_keras.layers.AveragePooling2D(
           self.pool_size, strides=self.stride, padding="same", name="shortcut_pool")
     self.shortcut_conv = None
-    self.pre_norm = normalization.batch_norm("pre_norm")
+    self.pre_norm = normalization.batch_norm("pre_norm", **_MOAT_BN)
     self.expand_conv = tf_keras.layers.Conv2D(
         inner, 1, padding="same", use_bias=False, kernel_initializer=init(),
         name="expand_conv")
-    self.expand_norm = normalization.batch_norm("expand_norm")
+    self.expand_norm = normalization.batch_norm("expand_norm", **_MOAT_BN)
     self.depthwise_conv = tf_keras.layers.DepthwiseConv2D(
         self.kernel_size, strides=self.stride, padding="same", use_bias=False,
         depthwise_initializer=init(), name="depthwise_conv")
-    self.depthwise_norm = normalization.batch_norm("depthwise_norm")
+    self.depthwise_norm = normalization.batch_norm("depthwise_norm", **_MOAT_BN)
     self.se = None
     if self.se_ratio is not None:
       self.se = squeeze_and_excitation.SqueezeAndExcitation(

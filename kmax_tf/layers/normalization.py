@@ -1,7 +1,9 @@
 """Batch-normalization factory with DeepLab2's constants.
 
-DeepLab2 builds every kMaX BN as SyncBatchNormalization (momentum 0.99,
-epsilon 1e-3). We build TrainingFusedBatchNormalization by default (fused
+DeepLab2 builds every kMaX BN as SyncBatchNormalization with the config's
+solver_options.batchnorm_momentum / batchnorm_epsilon (defaults 0.99, 1e-3),
+except MOAT's, which always uses Keras' defaults (the same 0.99, 1e-3); the
+model builder sets the config's constants with `batch_norm_constants`. We build TrainingFusedBatchNormalization by default (fused
 kernel in training steps unless `kmax_tf.kernel_choices` says otherwise, the
 plain formula at inference; the same variables either way), and synchronized
 BN only while a model is constructed inside
@@ -18,8 +20,21 @@ from kmax_tf.layers import training_fused_batch_normalization
 
 BN_MOMENTUM = 0.99
 BN_EPSILON = 1e-3
+# DeepLab2's MOAT builds its BN with Keras' defaults whatever the config says.
+KERAS_DEFAULT_CONSTANTS = {"momentum": 0.99, "epsilon": 1e-3}
 
 _STATE = threading.local()
+
+
+@contextlib.contextmanager
+def batch_norm_constants(momentum: float, epsilon: float):
+  """Within this block, batch_norm() without explicit constants uses these."""
+  previous = getattr(_STATE, "constants", None)
+  _STATE.constants = (float(momentum), float(epsilon))
+  try:
+    yield
+  finally:
+    _STATE.constants = previous
 
 
 @contextlib.contextmanager
@@ -33,11 +48,27 @@ def synchronized_batch_norm(enabled: bool):
     _STATE.synchronized = previous
 
 
-def batch_norm(name, axis=-1, gamma_initializer="ones", synchronized=None):
-  """One BN layer with DeepLab2's constants; `synchronized=None` reads the context."""
+def batch_norm(name, axis=-1, gamma_initializer="ones", synchronized=None,
+               momentum=None, epsilon=None):
+  """One BN layer; arguments left None are read from the contexts above.
+
+  Args:
+    name: layer name (checkpoint names depend on it).
+    axis: the channel axis.
+    gamma_initializer: initializer of the scale.
+    synchronized: cross-replica statistics; None reads `synchronized_batch_norm`.
+    momentum: moving-average momentum; None reads `batch_norm_constants`
+      (default BN_MOMENTUM).
+    epsilon: variance epsilon; None reads `batch_norm_constants` (default
+      BN_EPSILON).
+  """
   if synchronized is None:
     synchronized = getattr(_STATE, "synchronized", False)
-  common = dict(axis=axis, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
+  context_momentum, context_epsilon = getattr(_STATE, "constants", None) or (BN_MOMENTUM,
+                                                                             BN_EPSILON)
+  momentum = context_momentum if momentum is None else momentum
+  epsilon = context_epsilon if epsilon is None else epsilon
+  common = dict(axis=axis, momentum=momentum, epsilon=epsilon,
                 gamma_initializer=gamma_initializer, name=name)
   if synchronized or not kernel_choices.kernel_choices().fused_batch_norm:
     return tf_keras.layers.BatchNormalization(

@@ -101,8 +101,9 @@ class MOAT(tf_keras.layers.Layer):
             kernel_initializer=squeeze_and_excitation.moat_kernel_initializer(),
             bias_initializer="zeros", name=f"stem_conv_{i}")
         for i, size in enumerate(self.stem_sizes)]
-    self.stem_norms = [normalization.batch_norm(f"stem_norm_{i}")
-                       for i in range(len(self.stem_sizes) - 1)]
+    self.stem_norms = [
+        normalization.batch_norm(f"stem_norm_{i}", **normalization.KERAS_DEFAULT_CONSTANTS)
+        for i in range(len(self.stem_sizes) - 1)]
     keep_probs = survival_probabilities(self.drop_path_keep_prob, sum(self.num_blocks))
     self.stages = []
     block_id = 0
