@@ -39,6 +39,9 @@ flags.DEFINE_enum("mixed_precision", "float32", ("float32", "bfloat16", "float16
 flags.DEFINE_bool("gradient_recomputation", False,
                   "Recompute pixel encoder / decoder activations in the backward pass: less "
                   "memory, more compute.")
+flags.DEFINE_bool("jit_compile", False,
+                  "Compile each replica's forward pass, loss and gradients with XLA (TPUs "
+                  "always do; often faster on GPUs).")
 flags.DEFINE_integer("seed", 0, "Seed of weight initialization and of the input pipeline.")
 flags.DEFINE_bool("deterministic", False,
                   "Deterministic TF ops (bit-reproducible runs; slower).")
@@ -80,7 +83,8 @@ def main(argv):
                  strategy.num_replicas_in_sync)
     result = experiment.run_experiment(config, model_dir, FLAGS.mode, strategy,
                                        seed=FLAGS.seed, precision=FLAGS.mixed_precision,
-                                       gradient_recomputation=FLAGS.gradient_recomputation)
+                                       gradient_recomputation=FLAGS.gradient_recomputation,
+                                       jit_compile=FLAGS.jit_compile)
   except (ConfigError, PanopticDataError, CheckpointMismatchError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

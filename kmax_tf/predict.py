@@ -153,13 +153,6 @@ def overlay(image, panoptic, descriptor, alpha):
   return blended.astype(np.uint8)
 
 
-def _categories(descriptor):
-  return [{"id": int(descriptor.train_id_to_eval_id[c]), "name": descriptor.class_names[c],
-           "isthing": int(descriptor.is_thing(c)),
-           "color": list(descriptor.class_colors[c])}
-          for c in range(descriptor.num_classes) if c != descriptor.ignore_label]
-
-
 def _write_png(path, array):
   tmp = path + ".tmp.png"
   Image.fromarray(array).save(tmp)
@@ -170,9 +163,6 @@ def predict_files(predictor, files, output_dir, descriptor, alpha=0.55, progress
   """Runs the predictor on `files`, writing the three outputs per image."""
   from kmax_tf.evaluation import coco_panoptic_writer  # pylint: disable=g-import-not-at-top
   os.makedirs(output_dir, exist_ok=True)
-  categories = _categories(descriptor)
-  class_to_category = {c: int(descriptor.train_id_to_eval_id[c])
-                       for c in range(descriptor.num_classes) if c != descriptor.ignore_label}
   written = []
   bar = tqdm.tqdm(files, unit="image", disable=not progress or len(files) < 2)
   for path in bar:
@@ -180,9 +170,7 @@ def predict_files(predictor, files, output_dir, descriptor, alpha=0.55, progress
     panoptic, scores = predictor(image)
     stem = os.path.splitext(os.path.basename(path))[0]
     json_path = os.path.join(output_dir, f"{stem}.json")
-    writer = coco_panoptic_writer.CocoPanopticWriter(
-        json_path, categories, class_to_category, descriptor.panoptic_label_divisor,
-        descriptor.ignore_label, output_folder=output_dir)
+    writer = coco_panoptic_writer.for_descriptor(descriptor, json_path, output_folder=output_dir)
     annotation = writer.add(stem, panoptic, file_name=f"{stem}_panoptic.png")
     # Segment scores: the post-processor's per-pixel instance score is constant per segment.
     ids = np.unique(panoptic)

@@ -18,6 +18,26 @@ import numpy as np
 from kmax_tf.evaluation import panoptic_png
 
 
+def categories_of(descriptor) -> list:
+  """COCO category dicts (dataset ids, names, isthing, colours) of a DatasetDescriptor."""
+  return [{"id": int(descriptor.train_id_to_eval_id[c]), "name": descriptor.class_names[c],
+           "isthing": int(descriptor.is_thing(c)), "color": list(descriptor.class_colors[c])}
+          for c in range(descriptor.num_classes) if c != descriptor.ignore_label]
+
+
+def class_to_category_of(descriptor) -> dict:
+  """Model class id -> dataset category id of a DatasetDescriptor (void left out)."""
+  return {c: int(descriptor.train_id_to_eval_id[c])
+          for c in range(descriptor.num_classes) if c != descriptor.ignore_label}
+
+
+def for_descriptor(descriptor, output_json: str, output_folder: Optional[str] = None):
+  """A CocoPanopticWriter in the label space of a DatasetDescriptor."""
+  return CocoPanopticWriter(output_json, categories_of(descriptor),
+                            class_to_category_of(descriptor), descriptor.panoptic_label_divisor,
+                            descriptor.ignore_label, output_folder=output_folder)
+
+
 class CocoPanopticWriter:
   """Collects panoptic maps as COCO panoptic PNGs plus one JSON (written by `close()`).
 

@@ -128,6 +128,7 @@ def run_experiment(config, model_dir: str, mode: str,
                    strategy: Optional[tf.distribute.Strategy] = None, *,
                    seed: int = 0, precision: str = "float32",
                    gradient_recomputation: bool = False,
+                   jit_compile: bool = False,
                    train_actions=()) -> ExperimentResult:
   """Trains and/or evaluates the model of `config` in `model_dir`.
 
@@ -144,6 +145,8 @@ def run_experiment(config, model_dir: str, mode: str,
       activations in the backward pass instead of keeping them (less memory,
       about one more forward pass of them per step); a part with active drop
       path is left as is.
+    jit_compile: compile each replica's forward pass, loss and gradients
+      with XLA (KMaXTrainer's jit_compile).
     train_actions: callables given each inner loop's training logs (orbit
       actions), e.g. progress reports.
 
@@ -199,7 +202,7 @@ def run_experiment(config, model_dir: str, mode: str,
       if training:
         trainer = _make_trainer(config, model, optimizers, groups, global_step, strategy,
                                 train_descriptor, eval_descriptor if evaluating else None,
-                                seed, chief)
+                                seed, chief, jit_compile=jit_compile)
       if evaluating:
         evaluator = _make_evaluator(config, model, eval_descriptor, global_step, strategy,
                                     os.path.join(model_dir, "eval") if chief else None)
@@ -299,7 +302,7 @@ def _evaluate_continuously(config, controller, checkpoint, model, model_dir, des
 
 
 def _make_trainer(config, model, optimizers, groups, global_step, strategy, descriptor,
-                  eval_descriptor, seed, chief) -> KMaXTrainer:
+                  eval_descriptor, seed, chief, jit_compile=False) -> KMaXTrainer:
   options = config.train_dataset_options
   solver = config.trainer_options.solver_options
 
@@ -320,7 +323,8 @@ def _make_trainer(config, model, optimizers, groups, global_step, strategy, desc
       clip_gradient_norm=solver.clip_gradient_norm if solver.use_gradient_clipping else 0.0,
       l2_weight_decay=solver.weight_decay,
       visualization_images=images, visualization_targets=targets,
-      class_colors=descriptor.class_colors, label_divisor=descriptor.panoptic_label_divisor)
+      class_colors=descriptor.class_colors, label_divisor=descriptor.panoptic_label_divisor,
+      jit_compile=jit_compile)
 
 
 def _visualization_batch(config, descriptor, eval_descriptor, seed):
@@ -348,5 +352,11 @@ def _make_evaluator(config, model, descriptor, global_step, strategy, output_dir
 
   generator = PanopticSampleGenerator.from_dataset_options(options, descriptor, False)
   resize = (generator.min_resize_value, generator.max_resize_value, generator.resize_factor)
+  evaluator_options = config.evaluator_options
+  prediction_dir = None
+  if evaluator_options.save_predictions and output_dir:
+    prediction_dir = (evaluator_options.override_save_dir
+                      or os.path.join(output_dir, "predictions"))
   return KMaXEvaluator(model, dataset_fn, descriptor, resize, global_step, output_dir,
-                       distributed=distributed)
+                       distributed=distributed, prediction_dir=prediction_dir,
+                       detailed_ap_metrics=evaluator_options.detailed_ap_metrics)

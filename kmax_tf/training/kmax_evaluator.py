@@ -7,9 +7,15 @@ metric (kmax_tf.evaluation.panoptic_quality, panopticapi semantics).
 As DeepLab2's evaluator does, each prediction (made at the eval crop) is cut
 to the resized image inside the padded crop, resized back to the original
 image size (nearest neighbour, corner-aligned) and compared with the original
-panoptic label. Results go to TensorBoard (through orbit) and to
-`<output_dir>/panoptic_quality-<step>.json` plus `panoptic_quality.json`
-(latest).
+panoptic label. As DeepLab2's evaluator does for kMaX, each evaluation computes
+PQ, the semantic mIoU (of panoptic_pred // label_divisor) and the mask AP of
+the thing instances (scored by the post-processor's instance scores, through
+pycocotools). Results go to TensorBoard (through orbit) and, per metric, to
+`<output_dir>/<metric>-<step>.json` plus `<metric>.json` (latest), metric one
+of panoptic_quality, mean_iou, mask_ap. With a `prediction_dir`, every
+prediction is also written in the dataset's result format (COCO panoptic PNGs
++ JSON; Cityscapes semantic / panoptic / instance files) under
+`<prediction_dir>/<step>/`, ready for the official tools.
 
 Evaluation runs on each worker's first device over the whole eval set (what
 DeepLab2 supports: one device); on TPU the batches are spread over the cores.
@@ -26,10 +32,19 @@ import tensorflow as tf
 from kmax_tf import outputs as output_keys
 from kmax_tf.data import preprocessing
 from kmax_tf.data import target_keys
+from kmax_tf.data import datasets
+from kmax_tf.evaluation import cityscapes_result_writer
+from kmax_tf.evaluation import coco_mask_ap
+from kmax_tf.evaluation import coco_panoptic_writer
 from kmax_tf.evaluation import pq_stats
+from kmax_tf.evaluation.mean_iou import MeanIoU
 from kmax_tf.evaluation.panoptic_quality import PanopticQuality
 
 RESULTS_FILENAME = "panoptic_quality.json"
+MEAN_IOU_FILENAME = "mean_iou.json"
+MASK_AP_FILENAME = "mask_ap.json"
+# DeepLab2 logs AP, AP50 and AP75; detailed_ap_metrics adds the size and recall figures.
+_SHORT_AP_STATS = ("AP", "AP50", "AP75")
 
 
 def resized_size(raw_size, min_resize_value, max_resize_value, resize_factor) -> tf.Tensor:
@@ -62,7 +77,9 @@ class KMaXEvaluator(orbit.StandardEvaluator):
                resize_settings: Sequence,
                global_step: tf.Variable,
                output_dir: Optional[str],
-               distributed: bool = False):
+               distributed: bool = False,
+               prediction_dir: Optional[str] = None,
+               detailed_ap_metrics: bool = False):
     """Creates the evaluator.
 
     Args:
@@ -77,6 +94,9 @@ class KMaXEvaluator(orbit.StandardEvaluator):
         non-chief workers).
       distributed: run the model through strategy.run over the replicas (TPU);
         otherwise on the first local device.
+      prediction_dir: where each evaluation writes its predictions in the
+        dataset's result format (None: not written).
+      detailed_ap_metrics: log all 12 COCOeval figures, not only AP/AP50/AP75.
     """
     self._model = model
     self._dataset_fn = dataset_fn
@@ -86,7 +106,13 @@ class KMaXEvaluator(orbit.StandardEvaluator):
     self._output_dir = output_dir
     self._distributed = distributed
     self._strategy = tf.distribute.get_strategy()
+    self._prediction_dir = prediction_dir
+    self._detailed_ap_metrics = bool(detailed_ap_metrics)
     self._metric = None
+    self._miou = None
+    self._mask_ap = None
+    self._writer = None
+    self._image_number = 0
     self._predict = None
     self._last_results = None
     super().__init__(None, orbit.StandardEvaluatorOptions(use_tf_function=False))
@@ -97,12 +123,20 @@ class KMaXEvaluator(orbit.StandardEvaluator):
     return self._last_results
 
   def eval_begin(self):
+    d = self._descriptor
     if self._metric is None:
-      # Created outside any strategy scope: a plain local accumulator.
-      d = self._descriptor
+      # Created outside any strategy scope: plain local accumulators.
       self._metric = PanopticQuality(d.num_classes, d.panoptic_label_divisor, d.ignore_label,
                                      d.thing_class_ids)
+      self._miou = MeanIoU(d.num_classes, d.ignore_label)
+      self._mask_ap = coco_mask_ap.CocoMaskAP()
     self._metric.reset_state()
+    self._miou.reset_state()
+    self._mask_ap.reset_state()
+    self._image_number = 0
+    if self._prediction_dir:
+      self._writer = prediction_writer(
+          d, os.path.join(self._prediction_dir, str(int(self._global_step.numpy()))))
     # A fresh pass over the whole eval set every time.
     self.eval_dataset = self._dataset_fn()
     return None
@@ -113,14 +147,16 @@ class KMaXEvaluator(orbit.StandardEvaluator):
       strategy = self._strategy
 
       def forward(images):
-        return model(images, training=False,
-                     output_keys=(output_keys.PANOPTIC_PRED,))[output_keys.PANOPTIC_PRED]
+        outputs = model(images, training=False,
+                        output_keys=(output_keys.PANOPTIC_PRED, output_keys.INSTANCE_SCORES))
+        return outputs[output_keys.PANOPTIC_PRED], outputs[output_keys.INSTANCE_SCORES]
 
       if self._distributed:
         @tf.function
         def predict(images):
-          results = strategy.run(forward, args=(images,))
-          return strategy.experimental_local_results(results)
+          panoptic, scores = strategy.run(forward, args=(images,))
+          return tuple(zip(strategy.experimental_local_results(panoptic),
+                           strategy.experimental_local_results(scores)))
       else:
         @tf.function(reduce_retracing=True)
         def predict(images):
@@ -135,21 +171,56 @@ class KMaXEvaluator(orbit.StandardEvaluator):
       targets = tf.nest.map_structure(self._strategy.experimental_local_results, targets)
       raw = targets[target_keys.PANOPTIC_RAW]
       sizes = targets[target_keys.SIZE_RAW]
+      names = targets[target_keys.IMAGE_NAME]
     else:
       raw = (targets[target_keys.PANOPTIC_RAW],)
       sizes = (targets[target_keys.SIZE_RAW],)
-    return predictions, raw, sizes
+      names = (targets[target_keys.IMAGE_NAME],)
+    return predictions, raw, sizes, names
 
   def eval_reduce(self, state=None, step_outputs=None):
-    predictions, raws, sizes = step_outputs
-    for prediction, raw, size in zip(predictions, raws, sizes):
-      for i in range(int(prediction.shape[0])):
+    predictions, raws, sizes, names = step_outputs
+    d = self._descriptor
+    for (panoptic, scores), raw, size, name in zip(predictions, raws, sizes, names):
+      for i in range(int(panoptic.shape[0])):
         raw_size = tf.cast(size[i], tf.int32)
         crop_to = resized_size(raw_size, *self._resize_settings)
-        predicted = undo_preprocessing(tf.cast(prediction[i], tf.int32), crop_to, raw_size)
-        groundtruth = raw[i][:raw_size[0], :raw_size[1]]
+        predicted = undo_preprocessing(tf.cast(panoptic[i], tf.int32), crop_to,
+                                       raw_size).numpy()
+        groundtruth = raw[i][:raw_size[0], :raw_size[1]].numpy()
         self._metric.update_state(groundtruth, predicted)
+        self._miou.update_state(groundtruth // d.panoptic_label_divisor,
+                                predicted // d.panoptic_label_divisor)
+        segment_scores = _segment_scores(panoptic[i].numpy(), scores[i].numpy())
+        self._add_instances(predicted, groundtruth, segment_scores)
+        if self._writer is not None:
+          self._write_prediction(_image_name(name[i]), predicted, segment_scores)
     return state
+
+  def _add_instances(self, predicted, groundtruth, segment_scores):
+    d = self._descriptor
+    image_id = self._image_number
+    self._image_number += 1
+    _, masks, classes, crowd = coco_mask_ap.instances_from_panoptic(
+        groundtruth, d.panoptic_label_divisor, d.thing_class_ids, d.ignore_label)
+    # COCOeval needs the image even without instances (its false positives count).
+    self._mask_ap.add_groundtruth(image_id, masks.reshape((-1,) + groundtruth.shape),
+                                  classes, crowd)
+    ids, masks, classes, crowd = coco_mask_ap.instances_from_panoptic(
+        predicted, d.panoptic_label_divisor, d.thing_class_ids, d.ignore_label)
+    keep = ~crowd
+    self._mask_ap.add_predictions(image_id, masks[keep],
+                                  [segment_scores.get(int(i), 0.0) for i in ids[keep]],
+                                  classes[keep])
+
+  def _write_prediction(self, name, predicted, segment_scores):
+    d = self._descriptor
+    if isinstance(self._writer, cityscapes_result_writer.CityscapesResultWriter):
+      things = {int(i): s for i, s in segment_scores.items()
+                if d.is_thing(int(i) // d.panoptic_label_divisor)}
+      self._writer.add(name, predicted, instance_scores=things)
+    else:
+      self._writer.add(name, predicted, file_name=f"{name}.png")
 
   def eval_end(self, state=None):
     d = self._descriptor
@@ -161,20 +232,59 @@ class KMaXEvaluator(orbit.StandardEvaluator):
     for split, suffix in (("All", ""), ("Things", "_things"), ("Stuff", "_stuff")):
       for key in ("pq", "sq", "rq"):
         logs[f"panoptic_quality/{key}{suffix}"] = np.float32(results[split][key])
+    miou = float(self._miou.result().numpy())
+    logs["mean_iou/miou"] = np.float32(miou)
+    ap = self._mask_ap.result()
+    for key in (coco_mask_ap.STAT_NAMES if self._detailed_ap_metrics else _SHORT_AP_STATS):
+      logs[f"mask_ap/{key}"] = np.float32(ap[key])
+    if self._writer is not None:
+      self._writer.close()
+      self._writer = None
     if self._output_dir:
       self._write_json(results, step)
+      per_class = self._miou.per_class_iou()
+      self._write_results(MEAN_IOU_FILENAME, step, {
+          "miou": miou, "per_class": {d.class_names[c]: float(per_class[c]) for c in evaluated}})
+      self._write_results(MASK_AP_FILENAME, step, dict(ap))
     return logs
 
   def _write_json(self, results, step):
     d = self._descriptor
     ready = pq_stats.to_json_ready(results)
     ready["per_class"] = {d.class_names[c]: row for c, row in ready["per_class"].items()}
-    payload = {"step": step, "dataset": d.name, "pq": ready["All"]["pq"], **ready}
+    self._write_results(RESULTS_FILENAME, step, {"pq": ready["All"]["pq"], **ready})
+
+  def _write_results(self, filename, step, payload):
+    """Writes `<stem>-<step>.json` and `filename` (latest), each through a temporary name."""
+    payload = {"step": step, "dataset": self._descriptor.name, **payload}
     tf.io.gfile.makedirs(self._output_dir)
     text = json.dumps(payload, indent=2, sort_keys=True)
-    for name in (f"panoptic_quality-{step}.json", RESULTS_FILENAME):
+    stem = os.path.splitext(filename)[0]
+    for name in (f"{stem}-{step}.json", filename):
       path = os.path.join(self._output_dir, name)
       tmp = path + ".tmp"
       with tf.io.gfile.GFile(tmp, "w") as f:
         f.write(text)
       tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def prediction_writer(descriptor, output_dir: str):
+  """The writer of the dataset's result format: Cityscapes' files, else COCO panoptic."""
+  if descriptor.name == datasets.CITYSCAPES_PANOPTIC:
+    return cityscapes_result_writer.CityscapesResultWriter(
+        output_dir, descriptor.panoptic_label_divisor, descriptor.ignore_label)
+  return coco_panoptic_writer.for_descriptor(descriptor, os.path.join(output_dir, "panoptic.json"),
+                                             output_folder=os.path.join(output_dir, "panoptic"))
+
+
+def _segment_scores(panoptic: np.ndarray, scores: np.ndarray) -> Dict[int, float]:
+  """Panoptic id -> its score (the post-processor's per-pixel score is constant per segment)."""
+  ids, inverse = np.unique(panoptic, return_inverse=True)
+  best = np.full(len(ids), -np.inf)
+  np.maximum.at(best, inverse.ravel(), scores.ravel())
+  return {int(i): float(b) for i, b in zip(ids, best)}
+
+
+def _image_name(name) -> str:
+  name = name.numpy() if hasattr(name, "numpy") else name
+  return name.decode("utf-8") if isinstance(name, bytes) else str(name)

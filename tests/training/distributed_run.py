@@ -44,6 +44,7 @@ def _parse():
   parser.add_argument("--out", required=True)
   parser.add_argument("--init", default="")
   parser.add_argument("--write_init", default="")
+  parser.add_argument("--jit_compile", action="store_true")
   return parser.parse_args()
 
 
@@ -137,7 +138,7 @@ def main():
     optimizers = optimizer_builder.build_optimizers(config.trainer_options.solver_options, groups)
     loss = experiment.build_loss(config, descriptor, sum(model.transformer_decoder.num_layers))
     trainer = KMaXTrainer(model, loss, optimizers, groups, global_step, dataset_fn, seed=0,
-                          global_batch_size=args.global_batch)
+                          global_batch_size=args.global_batch, jit_compile=args.jit_compile)
   losses = []
   for _ in range(args.steps):
     logs = trainer.train(tf.constant(1))
