@@ -140,12 +140,14 @@ def test_other_dataset_checkpoint_names_what_differs_and_assigns_nothing(ckpt_di
   assert not any(np.any(v.numpy()) for v in city.variables)
 
 
-def test_class_layers_skipped_for_fine_tuning(tmp_path, r50_weights):
+def test_class_layers_skipped_for_fine_tuning(tmp_path, r50_weights, monkeypatch):
   # COCO R50 weights into a COCO R50 model for a custom dataset of 20 classes (21
   # with void, against COCO's 134): only the class-dependent last layers differ.
   categories = [{"id": i + 1, "name": f"class{i}", "isthing": int(i < 12)} for i in range(20)]
   descriptor = custom_panoptic_converter.descriptor_from_categories(
       "checkpoint_reader_test_20_classes", categories)
+  # Registered for this test only: other tests list the registry.
+  monkeypatch.setattr(datasets, "_REGISTRY", dict(datasets._REGISTRY))  # pylint: disable=protected-access
   datasets.register_dataset(descriptor, overwrite=True)
   config = parity_models.fixture_config("coco_r50", CROP)
   settings = kmax_settings.resolve_kmax_settings(config)
