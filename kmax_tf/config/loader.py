@@ -6,7 +6,9 @@ Config files use the protobuf text format of kmax_tf.ExperimentOptions
 (experiment.proto), which reads DeepLab2's kMaX-DeepLab configs unchanged.
 Parsing is strict: an unknown or misspelt field, a repeated singular field or a
 malformed value is a ConfigError naming file, line, column and field, because a
-silently ignored typo would train a different model than the one intended.
+silently ignored typo would train a different model than the one intended. For
+the same reason a field of DeepLab2's schema that kmax_tf does not implement
+(unused_fields.NO_EFFECT) is an error when it is given a non-default value.
 """
 
 import difflib
@@ -19,6 +21,7 @@ from google.protobuf import descriptor_pb2
 from google.protobuf import text_format
 
 from kmax_tf.config import schema
+from kmax_tf.config import unused_fields
 from kmax_tf.config.config_error import ConfigError
 
 _UNKNOWN_FIELD = re.compile(
@@ -60,6 +63,7 @@ def parse_config(text: str, source: str = "<string>",
   config = schema.ExperimentOptions()
   _parse_into(text, config, source)
   apply_overrides(config, overrides)
+  unused_fields.check_fields_have_effect(config, source)
   return config
 
 
