@@ -14,7 +14,8 @@ from kmax_tf.config.config_error import ConfigError
 _ENCODER = ("configures DeepLab2's generic Axial-ResNet / SWideRNet / MobileNet builders; "
             "kMaX-DeepLab's encoders, named by backbone.name, have fixed architectures "
             "(DeepLab2's kMaX-DeepLab does not read it either)")
-_PANOPTIC_DEEPLAB = "belongs to Panoptic-DeepLab, which has center / offset heads that kMaX-DeepLab lacks"
+_PANOPTIC_DEEPLAB = ("belongs to Panoptic-DeepLab, which has center / offset heads that "
+                     "kMaX-DeepLab lacks")
 _VIDEO = "belongs to DeepLab2's video and depth models (Motion-/ViP-DeepLab)"
 _RAW = ("is part of DeepLab2's raw / visualisation dumps; save_predictions writes the "
         "dataset's official result format (COCO panoptic PNG + JSON, or Cityscapes' files) "
@@ -50,7 +51,8 @@ NO_EFFECT: Mapping[str, str] = {
     "eval_dataset_options.use_two_frames": _VIDEO,
     "eval_dataset_options.use_next_frame": _VIDEO,
     "eval_dataset_options.cameras_to_use": _VIDEO,
-    "evaluator_options.use_tf_function": "is always on: the evaluator runs the model as a tf.function",
+    "evaluator_options.use_tf_function": (
+        "is always on: the evaluator runs the model as a tf.function"),
     "evaluator_options.transformer_class_confidence_threshold": (
         "is read only by MaX-DeepLab's 'pixelwise' post-processing; kMaX's mask-wise one uses "
         "evaluator_options.maskwise_postprocessing.transformer_class_confidence_threshold_"

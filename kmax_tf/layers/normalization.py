@@ -3,9 +3,10 @@
 DeepLab2 builds every kMaX BN as SyncBatchNormalization with the config's
 solver_options.batchnorm_momentum / batchnorm_epsilon (defaults 0.99, 1e-3),
 except MOAT's, which always uses Keras' defaults (the same 0.99, 1e-3); the
-model builder sets the config's constants with `batch_norm_constants`. We build TrainingFusedBatchNormalization by default (fused
-kernel in training steps unless `kmax_tf.kernel_choices` says otherwise, the
-plain formula at inference; the same variables either way), and synchronized
+model builder sets the config's constants with `batch_norm_constants`. We
+build TrainingFusedBatchNormalization by default (fused kernel in training
+steps unless `kmax_tf.kernel_choices` says otherwise, the plain formula at
+inference; the same variables either way), and synchronized
 BN only while a model is constructed inside
 `synchronized_batch_norm(True)`, which the trainer does whenever there is more
 than one replica, so batch statistics are reduced across replicas there.

@@ -30,9 +30,9 @@ import orbit
 import tensorflow as tf
 
 from kmax_tf import outputs as output_keys
+from kmax_tf.data import datasets
 from kmax_tf.data import preprocessing
 from kmax_tf.data import target_keys
-from kmax_tf.data import datasets
 from kmax_tf.evaluation import cityscapes_result_writer
 from kmax_tf.evaluation import coco_mask_ap
 from kmax_tf.evaluation import coco_panoptic_writer
@@ -203,9 +203,8 @@ class KMaXEvaluator(orbit.StandardEvaluator):
     self._image_number += 1
     _, masks, classes, crowd = coco_mask_ap.instances_from_panoptic(
         groundtruth, d.panoptic_label_divisor, d.thing_class_ids, d.ignore_label)
-    # COCOeval needs the image even without instances (its false positives count).
-    self._mask_ap.add_groundtruth(image_id, masks.reshape((-1,) + groundtruth.shape),
-                                  classes, crowd)
+    # Added even without instances: COCOeval counts false positives on such images.
+    self._mask_ap.add_groundtruth(image_id, masks, classes, crowd)
     ids, masks, classes, crowd = coco_mask_ap.instances_from_panoptic(
         predicted, d.panoptic_label_divisor, d.thing_class_ids, d.ignore_label)
     keep = ~crowd
