@@ -6,6 +6,7 @@
 within 15 minutes on a 2-core machine and prints a held-out PQ >= 0.5 (run it
 on an otherwise idle machine).
 """
+import json
 import os
 import re
 import subprocess
@@ -28,7 +29,6 @@ def _demo(work_dir, *flags, timeout):
   return float(match.group(2)) / 100, time.time() - started, result.stdout
 
 
-@pytest.mark.large
 def test_demo_plumbing(tmp_path):
   small = ["--num_train_images=8", "--num_val_images=4",
            "--config_override=trainer_options.solver_options.training_number_of_steps=2",
@@ -39,7 +39,10 @@ def test_demo_plumbing(tmp_path):
   assert 0.0 <= pq <= 1.0
   for step in ("1/3", "2/3", "3/3"):
     assert f"[demo] {step}" in out
-  assert os.path.exists(tmp_path / "model" / "eval" / "panoptic_quality.json")
+  assert int(_PQ_LINE.search(out).group(1)) == 4
+  # The printed PQ is the evaluator's, on the held-out records (printed to 0.1%).
+  with open(tmp_path / "model" / "eval" / "panoptic_quality.json") as f:
+    assert json.load(f)["All"]["pq"] == pytest.approx(pq, abs=5.1e-4)
   assert os.path.exists(tmp_path / "records" / "dataset_descriptor.json")
   # A re-run reuses data, records and the finished model, and reports the same PQ.
   again, _, _ = _demo(tmp_path, *small, timeout=1800)

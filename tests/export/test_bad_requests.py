@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from kmax_tf.testing import deeplab2_fixtures as fx
 
-pytestmark = pytest.mark.large
+pytestmark = pytest.mark.xdist_group("small_export")
 
 PHOTO = os.path.join(fx.fixtures_dir(), "coco_val2017_16", "val2017", "000000037777.jpg")
 

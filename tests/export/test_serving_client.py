@@ -31,6 +31,8 @@ from kmax_tf.testing import deeplab2_fixtures as fx
 COCO_DIR = os.path.join(fx.fixtures_dir(), "coco_val2017_16", "val2017")
 PHOTOS = [os.path.join(COCO_DIR, n) for n in ("000000037777.jpg", "000000087038.jpg")]
 MODEL_NAME = "kmax"
+# Shares the session's small export with the other deployment tests: one worker builds it.
+pytestmark = pytest.mark.xdist_group("small_export")
 
 
 # === Fast: request construction ===
@@ -107,7 +109,6 @@ def _check_against_signature(request, signature_def):
     assert all(e in (-1, s) for s, e in zip(sent, expected)), (sent, expected)
 
 
-@pytest.mark.large
 @pytest.mark.parametrize("pixels", [False, True])
 def test_requests_match_exported_signature(small_export, pixels):
   signature_defs = _signature_defs(small_export)
@@ -215,7 +216,6 @@ def _direct(loaded):
   return {k: v.numpy() for k, v in out.items()}
 
 
-@pytest.mark.large
 @pytest.mark.parametrize("mode", ["grpc", "rest"])
 def test_client_end_to_end(servers, small_export, mode, tmp_path, capsys):
   metadata = os.path.join(small_export, "assets", "kmax_metadata.json")
@@ -233,7 +233,6 @@ def test_client_end_to_end(servers, small_export, mode, tmp_path, capsys):
   assert f"{PHOTOS[1]}: 480x640" in printed
 
 
-@pytest.mark.large
 def test_client_pixels_and_bad_request_over_grpc(servers):
   result = serving_client.main([f"--server={servers['grpc']}", f"--image={PHOTOS[0]}", "--pixels"])
   expected = servers["loaded"].signatures["serving_default"](
@@ -250,7 +249,6 @@ def test_client_pixels_and_bad_request_over_grpc(servers):
   np.testing.assert_array_equal(again["panoptic_pred"], result["panoptic_pred"])
 
 
-@pytest.mark.large
 def test_client_module_entry_point_rest(servers):
   proc = subprocess.run(
       [sys.executable, "-m", "export.serving_client", f"--server={servers['rest']}", "--rest",
@@ -260,7 +258,6 @@ def test_client_module_entry_point_rest(servers):
   assert f"{PHOTOS[0]}: 230x352" in proc.stdout
 
 
-@pytest.mark.large
 def test_warmup_requests_match_signatures(small_export, servers):
   """assets.extra/tf_serving_warmup_requests: one valid request per signature."""
   from tensorflow_serving.apis import prediction_log_pb2  # pylint: disable=g-import-not-at-top

@@ -28,7 +28,7 @@ from kmax_tf import outputs as keys
 from kmax_tf.data import preprocessing
 from kmax_tf.testing import deeplab2_fixtures as fx
 
-pytestmark = pytest.mark.large
+pytestmark = pytest.mark.xdist_group("small_export")
 
 LOGIT_TOL = 1e-5
 EAGER_MIN_AGREEMENT = 0.999
@@ -159,6 +159,9 @@ def test_standalone_outputs_equal_keras(small_export, small_keras_model, small_c
       listed = dict(zip(child[f"{name}/serving_default/segment_ids"][b, :n].tolist(),
                         child[f"{name}/serving_default/segment_areas"][b, :n].tolist()))
       assert listed == _segments_from_maps(ref[keys.PANOPTIC_PRED][b], void_id)
+
+  # The maps compared above are not empty (the small export's area limits are scaled).
+  assert sum(int(child[f"{name}/serving_default/num_segments"].sum()) for name in inputs) >= 5
 
   # Encoded images: the same maps as the pixel signature (PNG is lossless).
   for k in INT_MAPS:

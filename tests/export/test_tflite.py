@@ -36,7 +36,13 @@ inside, pads, and resizes the maps back). float32 must reproduce the
 SavedModel's maps and segment table exactly; float16 and dynamic int8 must
 agree with float32 on >= 99% of the panoptic pixels and be smaller; full int8
 (network only, calibrated on the photos) must run, its agreement is printed.
+
+That is the `large` case. The default suite runs a small case: the same
+weights exported at crop 65 (area limits scaled to the crop's area), converted
+at a 48x64 input, on 4 photos; float32 must equal the SavedModel and dynamic
+int8 agree with it, as above (float16 and full int8 only in the large case).
 """
+import dataclasses
 import glob
 import os
 
@@ -46,99 +52,72 @@ import tensorflow as tf
 
 from kmax_tf.export import tflite_conversion
 from kmax_tf.testing import deeplab2_fixtures as fx
+from tests.export import conftest
 
-pytestmark = pytest.mark.large
+pytestmark = pytest.mark.xdist_group("small_export")
 
-CROP = 257
-INPUT_SIZE = (240, 320)
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+  crop: int
+  input_size: tuple
+  photos: tuple  # indices into the sorted photo list
+
+
+FULL = Case(crop=257, input_size=(240, 320), photos=tuple(range(16)))
+# At crop 65 the person is found (above the scaled thing area limit) in 8 of
+# the 16 photos; these 4 have both segments.
+SMALL = Case(crop=65, input_size=(48, 64), photos=(1, 8, 11, 14))
 MIN_AGREEMENT = 0.99
 PHOTO_DIR = os.path.join(fx.fixtures_dir(), "coco_val2017_16", "val2017")
-SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
-SILENCED_BRANCH_NORMS = ("_kmeans_memory_conv3_bn", "_memory_conv3_bn", "_memory_ffn_conv2_bn")
-CLASS_KERNEL_SCALE = 30.0
-VOID_BIAS = -20.0
-MASK_LOGIT_SCALE = 10.0
-NUM_SLOTS = 4
-
-
-def confident_weights(values):
-  """Edits {checkpoint key: array} of the fixture model as the module docstring says."""
-  values = dict(values)
-  silenced = 0
-  for key in list(values):
-    parts = key[:-len(SUFFIX)].split("/") if key.endswith(SUFFIX) else []
-    if (key.startswith("transformer_decoder/_kmax_decoder/") and len(parts) >= 3 and
-        parts[-3] in SILENCED_BRANCH_NORMS and parts[-2] == "_batch_norm" and
-        parts[-1] in ("gamma", "beta")):
-      values[key] = np.zeros_like(values[key])
-      silenced += 1
-  assert silenced == 6 * len(SILENCED_BRANCH_NORMS) * 2, silenced
-  kernel = "transformer_class_head/_conv/kernel" + SUFFIX
-  bias = "transformer_class_head/_conv/bias" + SUFFIX
-  values[kernel] = values[kernel] * CLASS_KERNEL_SCALE
-  values[bias] = values[bias].copy()
-  values[bias][-1] = VOID_BIAS
-  for name in ("gamma", "beta"):
-    key = f"pixel_space_mask_batch_norm/{name}" + SUFFIX
-    values[key] = values[key] * MASK_LOGIT_SCALE
-  centers = "transformer_decoder/cluster_centers" + SUFFIX
-  values[centers] = values[centers][:, :NUM_SLOTS].copy()
-  return values
+@pytest.fixture(scope="module", params=[SMALL, pytest.param(FULL, marks=pytest.mark.large)],
+                ids=["crop65", "crop257"])
+def case(request):
+  return request.param
 
 
 @pytest.fixture(scope="module")
-def confident_checkpoint(tmp_path_factory, deeplab2_checkpoint):
-  reader = tf.train.load_checkpoint(deeplab2_checkpoint)
-  names = sorted(reader.get_variable_to_shape_map())
-  values = confident_weights({n: reader.get_tensor(n) for n in names})
-  prefix = str(tmp_path_factory.mktemp("confident_ckpt") / "ckpt")
-  tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names),
-                    tensors=[tf.constant(values[n]) for n in names])
-  return prefix
-
-
-@pytest.fixture(scope="module")
-def saved_model_257(tmp_path_factory, confident_checkpoint):
-  from tests.export import conftest  # pylint: disable=g-import-not-at-top
+def saved_model(request, tmp_path_factory, confident_checkpoint, case):
+  if case.crop == conftest.SMALL_CROP:
+    return request.getfixturevalue("small_export")
   return conftest.export_cli(
-      confident_checkpoint, str(tmp_path_factory.mktemp("saved_model_257") / "1"), CROP,
-      extra_overrides=[f"model_options.kmax_deeplab.num_mask_slots={NUM_SLOTS}"])
+      confident_checkpoint, str(tmp_path_factory.mktemp(f"saved_model_{case.crop}") / "1"),
+      case.crop, extra_overrides=conftest.confident_overrides(case.crop))
 
 
 @pytest.fixture(scope="module")
-def photos():
+def photos(case):
   paths = sorted(glob.glob(os.path.join(PHOTO_DIR, "*.jpg")))
   assert len(paths) == 16
   images = []
-  for path in paths:
+  for path in [paths[i] for i in case.photos]:
     image = tf.io.decode_image(tf.io.read_file(path), channels=3)
-    images.append(tf.cast(tf.round(tf.image.resize(image, INPUT_SIZE)), tf.uint8).numpy()[None])
+    images.append(tf.cast(tf.round(tf.image.resize(image, case.input_size)),
+                          tf.uint8).numpy()[None])
   return images
 
 
 @pytest.fixture(scope="module")
-def saved_model_outputs(saved_model_257, photos):
-  loaded = tf.saved_model.load(saved_model_257)
+def saved_model_outputs(saved_model, photos):
+  loaded = tf.saved_model.load(saved_model)
   return [{k: v.numpy() for k, v in loaded.signatures["serving_default"](images=im).items()}
           for im in photos]
 
 
-_CONVERTED = {}
-_OUTPUTS = {}
-
-
 @pytest.fixture(scope="module")
-def convert(saved_model_257, tmp_path_factory):
+def convert(saved_model, tmp_path_factory, case):
   from export import convert_tflite  # pylint: disable=g-import-not-at-top
+  converted = {}
 
   def run(quantization):
-    if quantization not in _CONVERTED:
+    if quantization not in converted:
       path = str(tmp_path_factory.mktemp("tflite") / f"kmax_{quantization}.tflite")
-      convert_tflite.main([f"--saved_model={saved_model_257}", f"--output={path}",
-                           f"--input_size={INPUT_SIZE[0]}x{INPUT_SIZE[1]}",
+      height, width = case.input_size
+      convert_tflite.main([f"--saved_model={saved_model}", f"--output={path}",
+                           f"--input_size={height}x{width}",
                            f"--quantization={quantization}", f"--representative_dir={PHOTO_DIR}"])
-      _CONVERTED[quantization] = path
-    return _CONVERTED[quantization]
+      converted[quantization] = path
+    return converted[quantization]
 
   return run
 
@@ -146,11 +125,12 @@ def convert(saved_model_257, tmp_path_factory):
 @pytest.fixture(scope="module")
 def tflite_outputs(convert, photos):
   """quantization -> outputs of the converted model on the photos (run once each)."""
+  outputs = {}
 
   def run(quantization):
-    if quantization not in _OUTPUTS:
-      _OUTPUTS[quantization] = _run_all(convert(quantization), photos)
-    return _OUTPUTS[quantization]
+    if quantization not in outputs:
+      outputs[quantization] = _run_all(convert(quantization), photos)
+    return outputs[quantization]
 
   return run
 
@@ -187,7 +167,11 @@ def test_float32_equals_saved_model(tflite_outputs, saved_model_outputs):
       np.testing.assert_allclose(got[key], expected[key], atol=1e-3, err_msg=f"photo {i} {key}")
 
 
-@pytest.mark.parametrize("quantization", ["float16", "dynamic_int8"])
+@pytest.mark.parametrize("case, quantization", [
+    (SMALL, "dynamic_int8"),
+    pytest.param(FULL, "float16", marks=pytest.mark.large),
+    pytest.param(FULL, "dynamic_int8", marks=pytest.mark.large),
+], indirect=["case"], ids=["crop65-dynamic_int8", "crop257-float16", "crop257-dynamic_int8"])
 def test_quantized_agree_with_float32(convert, tflite_outputs, quantization):
   reference = tflite_outputs("none")
   outputs = tflite_outputs(quantization)
@@ -204,11 +188,13 @@ def test_quantized_agree_with_float32(convert, tflite_outputs, quantization):
   assert size_mb < 0.6 * float_mb
 
 
-def test_full_int8_runs(convert, tflite_outputs):
+@pytest.mark.parametrize("case", [pytest.param(FULL, marks=pytest.mark.large)], indirect=True,
+                         ids=["crop257"])
+def test_full_int8_runs(convert, tflite_outputs, case):
   reference = tflite_outputs("none")
   outputs = tflite_outputs("full_int8")
   for got in outputs:
-    assert got["panoptic_pred"].shape == (1, *INPUT_SIZE)
+    assert got["panoptic_pred"].shape == (1, *case.input_size)
     classes = got["segment_class_ids"][got["segment_ids"] >= 0]
     assert np.all((classes >= 1) & (classes <= 133))
   agreement = [float(np.mean(o["panoptic_pred"] == r["panoptic_pred"]))

@@ -205,7 +205,6 @@ def test_parity_coco_r50_decoder_stage1_default_bn(small_decoders):
   assert np.abs(actual - expected).max() <= KERNEL_NOISE_RELATIVE_TOLERANCE * np.abs(expected).max()
 
 
-@pytest.mark.large
 def test_parity_cityscapes_r50_with_synchronized_bn():
   _check_parity("cityscapes_r50", synchronized_bn=True)
 

@@ -42,7 +42,7 @@ class TrainerCli:
     return quiet_env()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def trainer_cli():
   return TrainerCli()
 

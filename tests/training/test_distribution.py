@@ -29,6 +29,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RUN = os.path.join(HERE, "distributed_run.py")
 TIMEOUT = 1800
 STEPS = 3
+# The single-replica reference is a module fixture: one pytest-xdist worker runs all.
+pytestmark = pytest.mark.xdist_group("distribution")
 
 
 def _env(**extra):
@@ -108,7 +110,6 @@ def test_xla_compiled_step_matches_the_graph_step(single, tmp_path):
   assert movement > 1.0 and difference <= 1e-4 * movement
 
 
-@pytest.mark.large
 def test_mirrored_two_cpu_replicas_match_single_replica(single, tmp_path):
   init, initial, reference = single
   _run(["--strategy=mirrored", "--num_cpu_devices=2", f"--init={init}",
@@ -116,7 +117,6 @@ def test_mirrored_two_cpu_replicas_match_single_replica(single, tmp_path):
   _compare(reference, _load(str(tmp_path / "run.npz")), initial, replicas=2)
 
 
-@pytest.mark.large
 def test_multi_worker_two_processes_match_single_replica(single, tmp_path):
   init, initial, reference = single
   ports = _free_ports(2)
