@@ -23,6 +23,8 @@ from PIL import Image
 import tensorflow as tf
 import tqdm
 
+from kmax_tf.post_processing import segment_scores
+
 PRECISIONS = ("float32", "bfloat16")
 
 _CONFIG = flags.DEFINE_string("config_file", None, "Experiment textproto.", required=True)
@@ -172,12 +174,12 @@ def predict_files(predictor, files, output_dir, descriptor, alpha=0.55, progress
     json_path = os.path.join(output_dir, f"{stem}.json")
     writer = coco_panoptic_writer.for_descriptor(descriptor, json_path, output_folder=output_dir)
     annotation = writer.add(stem, panoptic, file_name=f"{stem}_panoptic.png")
-    # Segment scores: the post-processor's per-pixel instance score is constant per segment.
-    ids = np.unique(panoptic)
-    ids = ids[ids // descriptor.panoptic_label_divisor != descriptor.ignore_label]
+    by_id = segment_scores.segment_scores(np.asarray(panoptic), np.asarray(scores))
+    ids = [i for i in sorted(by_id)
+           if i // descriptor.panoptic_label_divisor != descriptor.ignore_label]
     for segment, label in zip(annotation["segments_info"], ids):
-      segment["score"] = float(np.max(scores[panoptic == label]))
-      segment["category_name"] = descriptor.class_names[int(label) // descriptor.panoptic_label_divisor]
+      segment["score"] = by_id[label]
+      segment["category_name"] = descriptor.class_names[label // descriptor.panoptic_label_divisor]
     writer.close()
     _write_png(os.path.join(output_dir, f"{stem}_overlay.png"),
                overlay(image.numpy().astype(np.float32), panoptic, descriptor, alpha))

@@ -39,6 +39,7 @@ from kmax_tf.evaluation import coco_panoptic_writer
 from kmax_tf.evaluation import pq_stats
 from kmax_tf.evaluation.mean_iou import MeanIoU
 from kmax_tf.evaluation.panoptic_quality import PanopticQuality
+from kmax_tf.post_processing import segment_scores as scoring
 
 RESULTS_FILENAME = "panoptic_quality.json"
 MEAN_IOU_FILENAME = "mean_iou.json"
@@ -191,7 +192,7 @@ class KMaXEvaluator(orbit.StandardEvaluator):
         self._metric.update_state(groundtruth, predicted)
         self._miou.update_state(groundtruth // d.panoptic_label_divisor,
                                 predicted // d.panoptic_label_divisor)
-        segment_scores = _segment_scores(panoptic[i].numpy(), scores[i].numpy())
+        segment_scores = scoring.segment_scores(panoptic[i].numpy(), scores[i].numpy())
         self._add_instances(predicted, groundtruth, segment_scores)
         if self._writer is not None:
           self._write_prediction(_image_name(name[i]), predicted, segment_scores)
@@ -274,14 +275,6 @@ def prediction_writer(descriptor, output_dir: str):
         output_dir, descriptor.panoptic_label_divisor, descriptor.ignore_label)
   return coco_panoptic_writer.for_descriptor(descriptor, os.path.join(output_dir, "panoptic.json"),
                                              output_folder=os.path.join(output_dir, "panoptic"))
-
-
-def _segment_scores(panoptic: np.ndarray, scores: np.ndarray) -> Dict[int, float]:
-  """Panoptic id -> its score (the post-processor's per-pixel score is constant per segment)."""
-  ids, inverse = np.unique(panoptic, return_inverse=True)
-  best = np.full(len(ids), -np.inf)
-  np.maximum.at(best, inverse.ravel(), scores.ravel())
-  return {int(i): float(b) for i, b in zip(ids, best)}
 
 
 def _image_name(name) -> str:
