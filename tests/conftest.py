@@ -1,6 +1,7 @@
 import ctypes
 import gc
 import os
+import shutil
 
 import pytest
 
@@ -31,6 +32,28 @@ def _release_memory_after_each_module():
   gc.collect()
   if _TRIM is not None:
     _TRIM(0)
+
+
+@pytest.fixture(scope="module")
+def module_scratch(tmp_path_factory):
+  """`tmp_path_factory` for module-scoped fixtures, emptied when the module ends.
+
+  Checkpoints, SavedModels and TFLite files of a full-size model are hundreds of
+  MB each; kept until the session ends they filled a CI machine's /tmp (pytest
+  then failed every later test with "could not create numbered dir").
+  """
+  made = []
+
+  class _Scratch:
+
+    def mktemp(self, basename):
+      path = tmp_path_factory.mktemp(basename)
+      made.append(path)
+      return path
+
+  yield _Scratch()
+  for path in made:
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def pytest_addoption(parser):

@@ -40,8 +40,8 @@ def _run(args, cwd):
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-  return writer.write_checkpoint("coco_r50", str(tmp_path_factory.mktemp("ck") / "ckpt"))
+def checkpoint(module_scratch):
+  return writer.write_checkpoint("coco_r50", str(module_scratch.mktemp("ck") / "ckpt"))
 
 
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])

@@ -31,8 +31,8 @@ def r50_weights():
 
 
 @pytest.fixture(scope="module")
-def ckpt_dir(tmp_path_factory):
-  return tmp_path_factory.mktemp("deeplab2_ckpts")
+def ckpt_dir(module_scratch):
+  return module_scratch.mktemp("deeplab2_ckpts")
 
 
 def _zero(model):

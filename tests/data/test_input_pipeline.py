@@ -32,7 +32,7 @@ def _options(file_pattern, crop=641, batch_size=1, extra="", dataset=None):
 
 
 @pytest.fixture(scope="module")
-def parity_records(tmp_path_factory, coco_records):
+def parity_records(module_scratch, coco_records):
   """The two parity images, as a single shard, written by our converter."""
   from kmax_tf.data import coco_panoptic_converter  # pylint: disable=g-import-not-at-top
   from kmax_tf.data.panoptic_label_encoder import PanopticLabelEncoder  # pylint: disable=g-import-not-at-top
@@ -43,7 +43,7 @@ def parity_records(tmp_path_factory, coco_records):
   encoder = PanopticLabelEncoder(mapping, descriptor.class_has_instances_list,
                                  descriptor.ignore_label,
                                  descriptor.panoptic_label_divisor)
-  output_dir = str(tmp_path_factory.mktemp("parity"))
+  output_dir = str(module_scratch.mktemp("parity"))
   shard_writer.write_tfrecord_shards(items, encoder, output_dir, "val",
                                      num_shards=1, num_workers=1,
                                      show_progress=False)

@@ -77,11 +77,11 @@ def case(request):
 
 
 @pytest.fixture(scope="module")
-def saved_model(request, tmp_path_factory, confident_checkpoint, case):
+def saved_model(request, module_scratch, confident_checkpoint, case):
   if case.crop == conftest.SMALL_CROP:
     return request.getfixturevalue("small_export")
   return conftest.export_cli(
-      confident_checkpoint, str(tmp_path_factory.mktemp(f"saved_model_{case.crop}") / "1"),
+      confident_checkpoint, str(module_scratch.mktemp(f"saved_model_{case.crop}") / "1"),
       case.crop, extra_overrides=conftest.confident_overrides(case.crop))
 
 
@@ -105,13 +105,13 @@ def saved_model_outputs(saved_model, photos):
 
 
 @pytest.fixture(scope="module")
-def convert(saved_model, tmp_path_factory, case):
+def convert(saved_model, module_scratch, case):
   from export import convert_tflite  # pylint: disable=g-import-not-at-top
   converted = {}
 
   def run(quantization):
     if quantization not in converted:
-      path = str(tmp_path_factory.mktemp("tflite") / f"kmax_{quantization}.tflite")
+      path = str(module_scratch.mktemp("tflite") / f"kmax_{quantization}.tflite")
       height, width = case.input_size
       convert_tflite.main([f"--saved_model={saved_model}", f"--output={path}",
                            f"--input_size={height}x{width}",

@@ -64,8 +64,8 @@ def _load(path):
 
 
 @pytest.fixture(scope="module")
-def single(tmp_path_factory):
-  out = tmp_path_factory.mktemp("single")
+def single(module_scratch):
+  out = module_scratch.mktemp("single")
   init = str(out / "init")
   _run([f"--out={out / 'run.npz'}", f"--write_init={init}"])
   with np.load(init + ".npz") as data:

@@ -79,8 +79,8 @@ def _wait_for(path, job, deadline):
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, demo_records, trainer_cli):
-  work = tmp_path_factory.mktemp("trainer_cli")
+def runs(module_scratch, demo_records, trainer_cli):
+  work = module_scratch.mktemp("trainer_cli")
   overrides = trainer_cli.overrides(demo_records, STEPS) + list(EXTRA_OVERRIDES)
   train = ("--mode=train",) + SEED_FLAGS
   jobs = {}
