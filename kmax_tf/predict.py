@@ -85,9 +85,9 @@ class PanopticPredictor:
                list(ev.max_resize_value) or crop)
 
   def __init__(self, model, crop_size, min_resize_value, max_resize_value):
-    from kmax_tf.data import preprocessing  # pylint: disable=g-import-not-at-top
+    from kmax_tf.data import eval_geometry  # pylint: disable=g-import-not-at-top
     from kmax_tf import outputs as keys  # pylint: disable=g-import-not-at-top
-    self._pre = preprocessing
+    self._geometry = eval_geometry
     self._keys = keys
     self._model = model
     self.crop_size = list(crop_size)
@@ -96,19 +96,14 @@ class PanopticPredictor:
     self._forward = tf.function(self._predict, reduce_retracing=True)
 
   def _predict(self, image):
-    keys = self._keys
-    height, width = tf.shape(image)[0], tf.shape(image)[1]
-    size = self._pre.resize_to_range_size(height, width, self.min_resize_value,
-                                          self.max_resize_value)
-    resized = self._pre.resize_image(tf.cast(image, tf.float32), size)
-    padded, _ = self._pre.pad_image_and_label(resized, None, 0, 0, *self.crop_size)
-    out = self._model(padded[tf.newaxis], training=False,
-                      output_keys=(keys.PANOPTIC_PRED, keys.INSTANCE_SCORES))
-    maps = tf.stack([tf.cast(out[keys.PANOPTIC_PRED][0], tf.float32),
-                     out[keys.INSTANCE_SCORES][0]], -1)[:size[0], :size[1]]
-    back = tf.raw_ops.ResizeNearestNeighbor(images=maps[tf.newaxis], size=[height, width],
-                                            align_corners=True, half_pixel_centers=False)[0]
-    return tf.cast(back[..., 0], tf.int32), back[..., 1]
+    keys, geometry = self._keys, self._geometry
+    size = tf.shape(image)[:2]
+    resized = geometry.fitted_size(size, self.min_resize_value, self.max_resize_value)
+    out = self._model(geometry.to_crop(image[tf.newaxis], resized, self.crop_size),
+                      training=False, output_keys=(keys.PANOPTIC_PRED, keys.INSTANCE_SCORES))
+    panoptic = geometry.crop_and_resize_nearest(out[keys.PANOPTIC_PRED], resized, size)
+    scores = geometry.crop_and_resize_nearest(out[keys.INSTANCE_SCORES], resized, size)
+    return tf.cast(panoptic[0], tf.int32), scores[0]
 
   def __call__(self, image):
     panoptic, scores = self._forward(image)

@@ -11,51 +11,31 @@ layers that own weights (the zero-padding layers are skipped):
   stage blocks:  block j -> k=j, with named children depthwise_conv, norm,
                  pointwise_conv1, pointwise_conv2 and the weight layer_scale.
 """
-from typing import Dict
-
-import tensorflow as tf
-
-_CONV_WEIGHTS = ("kernel", "bias")
-_NORM_WEIGHTS = ("gamma", "beta")
-
-
-def _add(mapping, key, variable):
-  if key in mapping:
-    raise ValueError(f"duplicate checkpoint key {key}")
-  mapping[key] = variable
-
-
-def _add_layer(mapping, prefix, layer, weight_names):
-  for name in weight_names:
-    _add(mapping, f"{prefix}/{name}", getattr(layer, name))
+from kmax_tf.checkpoints import variable_map as vm
 
 
 def _block_map(mapping, prefix, block):
-  _add_layer(mapping, f"{prefix}/depthwise_conv", block.depthwise_conv, _CONV_WEIGHTS)
-  _add_layer(mapping, f"{prefix}/norm", block.norm, _NORM_WEIGHTS)
-  _add_layer(mapping, f"{prefix}/pointwise_conv1", block.pointwise_conv1, _CONV_WEIGHTS)
-  _add_layer(mapping, f"{prefix}/pointwise_conv2", block.pointwise_conv2, _CONV_WEIGHTS)
+  vm.add_weights(mapping, f"{prefix}/depthwise_conv", block.depthwise_conv, vm.CONV_WEIGHTS)
+  vm.add_weights(mapping, f"{prefix}/norm", block.norm, vm.LN_WEIGHTS)
+  vm.add_weights(mapping, f"{prefix}/pointwise_conv1", block.pointwise_conv1, vm.CONV_WEIGHTS)
+  vm.add_weights(mapping, f"{prefix}/pointwise_conv2", block.pointwise_conv2, vm.CONV_WEIGHTS)
   if block.layer_scale is not None:
-    _add(mapping, f"{prefix}/layer_scale", block.layer_scale)
+    vm.add(mapping, f"{prefix}/layer_scale", block.layer_scale)
 
 
-def deeplab2_variable_map(encoder) -> Dict[str, tf.Variable]:
+def deeplab2_variable_map(encoder) -> vm.VariableMap:
   """Returns {DeepLab2 key relative to 'encoder/': variable} for a built ConvNeXt."""
   if not encoder.built:
     raise ValueError("Build the ConvNeXt (call it once) before mapping its variables.")
   mapping = {}
   stem = "downsample_layers/0"
-  _add_layer(mapping, f"{stem}/layer_with_weights-0", encoder.stem_conv, _CONV_WEIGHTS)
-  _add_layer(mapping, f"{stem}/layer_with_weights-1", encoder.stem_norm, _NORM_WEIGHTS)
+  vm.add_weights(mapping, f"{stem}/layer_with_weights-0", encoder.stem_conv, vm.CONV_WEIGHTS)
+  vm.add_weights(mapping, f"{stem}/layer_with_weights-1", encoder.stem_norm, vm.LN_WEIGHTS)
   for i, (norm, conv) in enumerate(zip(encoder.downsample_norms, encoder.downsample_convs), 1):
-    _add_layer(mapping, f"downsample_layers/{i}/layer_with_weights-0", norm, _NORM_WEIGHTS)
-    _add_layer(mapping, f"downsample_layers/{i}/layer_with_weights-1", conv, _CONV_WEIGHTS)
+    vm.add_weights(mapping, f"downsample_layers/{i}/layer_with_weights-0", norm, vm.LN_WEIGHTS)
+    vm.add_weights(mapping, f"downsample_layers/{i}/layer_with_weights-1", conv,
+                   vm.CONV_WEIGHTS)
   for s, blocks in enumerate(encoder.stages):
     for j, block in enumerate(blocks):
       _block_map(mapping, f"stages/{s}/layer_with_weights-{j}", block)
-
-  mapped = {v.ref() for v in mapping.values()}
-  unmapped = [v.name for v in encoder.weights if v.ref() not in mapped]
-  if unmapped or len(mapped) != len(mapping):
-    raise ValueError(f"ConvNeXt variable map incomplete: unmapped {unmapped}")
-  return mapping
+  return vm.check_complete(encoder.weights, mapping, "ConvNeXt")

@@ -13,37 +13,10 @@ The auxiliary predictor inside each kMaX decoder layer is the same head stored
 as an attribute object, so there the five names carry a leading underscore
 (`_pixel_space_head/...`, ...); see `auxiliary_predictor_variable_map`.
 
-Also provides the building blocks the other kMaX heads' maps reuse
-(`add_conv_bn_act`, `panoptic_single_head_variable_map`).
+Also provides `panoptic_single_head_variable_map`, which the semantic head's
+map reuses.
 """
-from typing import Dict
-
-import tensorflow as tf
-
-BN_WEIGHTS = ("gamma", "beta", "moving_mean", "moving_variance")
-
-
-def add(mapping, key, variable):
-  if key in mapping:
-    raise ValueError(f"duplicate checkpoint key {key}")
-  mapping[key] = variable
-
-
-def add_batch_norm(mapping, prefix, bn):
-  for name in BN_WEIGHTS:
-    add(mapping, f"{prefix}/{name}", getattr(bn, name))
-
-
-def add_conv_bn_act(mapping, prefix, layer):
-  """A ConvBNAct / Conv1DBNAct as DeepLab2's Conv2DSame, DepthwiseConv2DSame or Conv1D."""
-  if getattr(layer, "depthwise", False):
-    add(mapping, f"{prefix}/_depthwise_conv/depthwise_kernel", layer.conv.depthwise_kernel)
-  else:
-    add(mapping, f"{prefix}/_conv/kernel", layer.conv.kernel)
-  if layer.use_bias:
-    add(mapping, f"{prefix}/_conv/bias", layer.conv.bias)
-  if layer.batch_norm is not None:
-    add_batch_norm(mapping, f"{prefix}/_batch_norm", layer.batch_norm)
+from kmax_tf.checkpoints import variable_map as vm
 
 
 def panoptic_single_head_variable_map(head, conv_block_prefix, final_conv_prefix):
@@ -54,22 +27,14 @@ def panoptic_single_head_variable_map(head, conv_block_prefix, final_conv_prefix
   block = f"{conv_block_prefix}/_conv1_bn_act"
   if head.conv_type == "depthwise_separable_conv":
     depthwise, pointwise = head.conv_block
-    add_conv_bn_act(mapping, f"{block}/_depthwise", depthwise)
-    add_conv_bn_act(mapping, f"{block}/_pointwise", pointwise)
+    vm.add_conv_bn_act(mapping, f"{block}/_depthwise", depthwise)
+    vm.add_conv_bn_act(mapping, f"{block}/_pointwise", pointwise)
   else:
     (conv,) = head.conv_block
-    add_conv_bn_act(mapping, block, conv)
-  add(mapping, f"{final_conv_prefix}/kernel", head.final_conv.kernel)
-  add(mapping, f"{final_conv_prefix}/bias", head.final_conv.bias)
+    vm.add_conv_bn_act(mapping, block, conv)
+  vm.add(mapping, f"{final_conv_prefix}/kernel", head.final_conv.kernel)
+  vm.add(mapping, f"{final_conv_prefix}/bias", head.final_conv.bias)
   return mapping
-
-
-def check_complete(layer, mapping, what):
-  """Raises unless `mapping` covers every variable of `layer` exactly once."""
-  mapped = {v.ref() for v in mapping.values()}
-  unmapped = [v.name for v in layer.weights if v.ref() not in mapped]
-  if unmapped or len(mapped) != len(mapping) or len(mapped) != len(layer.weights):
-    raise ValueError(f"{what} variable map incomplete: unmapped {unmapped}")
 
 
 def _head_map(head, attribute_prefix):
@@ -78,16 +43,15 @@ def _head_map(head, attribute_prefix):
   p = attribute_prefix
   mapping = panoptic_single_head_variable_map(
       head.pixel_space_head, f"{p}pixel_space_head/conv_block", f"{p}pixel_space_head/final_conv")
-  add_conv_bn_act(mapping, f"{p}transformer_mask_head", head.transformer_mask_head)
-  add_conv_bn_act(mapping, f"{p}transformer_class_head", head.transformer_class_head)
-  add_batch_norm(mapping, f"{p}pixel_space_feature_batch_norm",
-                 head.pixel_space_feature_batch_norm)
-  add_batch_norm(mapping, f"{p}pixel_space_mask_batch_norm", head.pixel_space_mask_batch_norm)
-  check_complete(head, mapping, "MaskClassHead")
-  return mapping
+  vm.add_conv_bn_act(mapping, f"{p}transformer_mask_head", head.transformer_mask_head)
+  vm.add_conv_bn_act(mapping, f"{p}transformer_class_head", head.transformer_class_head)
+  vm.add_batch_norm(mapping, f"{p}pixel_space_feature_batch_norm",
+                    head.pixel_space_feature_batch_norm)
+  vm.add_batch_norm(mapping, f"{p}pixel_space_mask_batch_norm", head.pixel_space_mask_batch_norm)
+  return vm.check_complete(head.weights, mapping, "MaskClassHead")
 
 
-def deeplab2_variable_map(head) -> Dict[str, tf.Variable]:
+def deeplab2_variable_map(head) -> vm.VariableMap:
   """{top-level DeepLab2 checkpoint key: variable} for the final predictor's head.
 
   Keys are the model-only checkpoint keys without the
@@ -98,7 +62,7 @@ def deeplab2_variable_map(head) -> Dict[str, tf.Variable]:
   return _head_map(head, "")
 
 
-def auxiliary_predictor_variable_map(head) -> Dict[str, tf.Variable]:
+def auxiliary_predictor_variable_map(head) -> vm.VariableMap:
   """Keys of a kMaX layer's auxiliary predictor, relative to
   '<layer>/_auxiliary_clustering_predictor/' (e.g. '_pixel_space_head/final_conv/kernel')."""
   return _head_map(head, "_")

@@ -18,16 +18,13 @@ DeepLab2) onto two DeepLab2 layouts:
   moving statistics keep their initial values), and so does
   `imagenet_variable_map`.
 """
-from typing import Dict
-
-import tensorflow as tf
-
+from kmax_tf.checkpoints import variable_map as vm
 from kmax_tf.layers import moat_block
 
-_CONV = ("kernel", "bias")
-_BN = ("gamma", "beta", "moving_mean", "moving_variance")
+_CONV = vm.CONV_WEIGHTS
+_BN = vm.BN_WEIGHTS
 _BN_STATISTICS = ("moving_mean", "moving_variance")
-_LN = ("gamma", "beta")
+_LN = vm.LN_WEIGHTS
 # Our attention weight -> DeepLab2's (TrailDense object, weight name).
 _ATTENTION = {
     "query_kernel": ("q", "weight"), "query_bias": ("q", "bias"),
@@ -91,23 +88,18 @@ def _entries(encoder):
                  attention.relative_position_embedding)
 
 
-def _checked(encoder, mapping, expected):
-  if len(mapping) != len({v.ref() for v in mapping.values()}):
-    raise ValueError("MOAT variable map: a variable under several keys")
-  mapped = {v.ref() for v in mapping.values()}
-  unmapped = [v.name for v in expected if v.ref() not in mapped]
-  if unmapped or len(mapped) != len(expected):
-    raise ValueError(f"MOAT variable map incomplete: unmapped {unmapped}")
-  return mapping
-
-
-def deeplab2_variable_map(encoder) -> Dict[str, tf.Variable]:
+def deeplab2_variable_map(encoder) -> vm.VariableMap:
   """{kMaX-DeepLab checkpoint key relative to 'encoder/': variable} for a built MOAT."""
-  mapping = {key: variable for key, _, variable in _entries(encoder)}
-  return _checked(encoder, mapping, encoder.weights)
+  mapping = {}
+  for key, _, variable in _entries(encoder):
+    vm.add(mapping, key, variable)
+  return vm.check_complete(encoder.weights, mapping, "MOAT")
 
 
-def imagenet_variable_map(encoder) -> Dict[str, tf.Variable]:
+def imagenet_variable_map(encoder) -> vm.VariableMap:
   """{MOAT ImageNet checkpoint name: variable} of the trainable variables."""
-  mapping = {name: variable for _, name, variable in _entries(encoder) if name is not None}
-  return _checked(encoder, mapping, encoder.trainable_weights)
+  mapping = {}
+  for _, name, variable in _entries(encoder):
+    if name is not None:
+      vm.add(mapping, name, variable)
+  return vm.check_complete(encoder.trainable_weights, mapping, "MOAT ImageNet")

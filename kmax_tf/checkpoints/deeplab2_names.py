@@ -5,25 +5,18 @@ structure) under DeepLab2's `checkpoint_items` roots: encoder, pixel_decoder,
 transformer_decoder, the prediction-head items and the semantic-branch items.
 Every variable of the model must appear exactly once.
 """
-from typing import Dict
-
-import tensorflow as tf
-
 from kmax_tf.checkpoints import deeplab2_convnext_names
 from kmax_tf.checkpoints import deeplab2_encoder_names
 from kmax_tf.checkpoints import deeplab2_mask_class_head_names
 from kmax_tf.checkpoints import deeplab2_moat_names
 from kmax_tf.checkpoints import deeplab2_pixel_decoder_names
 from kmax_tf.checkpoints import deeplab2_transformer_decoder_names
+from kmax_tf.checkpoints import variable_map as vm
 from kmax_tf.pixel_encoders import convnext
 from kmax_tf.pixel_encoders import moat
 
 
-def _prefixed(prefix, mapping):
-  return {prefix + k: v for k, v in mapping.items()}
-
-
-def model_variable_map(model) -> Dict[str, tf.Variable]:
+def model_variable_map(model) -> vm.VariableMap:
   """{DeepLab2 model-only checkpoint key without suffix: variable}."""
   if isinstance(model.pixel_encoder, convnext.ConvNeXt):
     encoder_map = deeplab2_convnext_names.deeplab2_variable_map(model.pixel_encoder)
@@ -31,31 +24,18 @@ def model_variable_map(model) -> Dict[str, tf.Variable]:
     encoder_map = deeplab2_moat_names.deeplab2_variable_map(model.pixel_encoder)
   else:
     encoder_map = deeplab2_encoder_names.deeplab2_variable_map(model.pixel_encoder)
-  parts = [
-      _prefixed("encoder/", encoder_map),
-      _prefixed("pixel_decoder/",
-                deeplab2_pixel_decoder_names.deeplab2_variable_map(model.pixel_decoder)),
-      _prefixed("transformer_decoder/",
-                deeplab2_transformer_decoder_names.deeplab2_variable_map(
-                    model.transformer_decoder)),
-      deeplab2_mask_class_head_names.deeplab2_variable_map(model.mask_class_head),
-  ]
+  mapping = {}
+  vm.add_all(mapping, encoder_map, prefix="encoder/")
+  vm.add_all(mapping, deeplab2_pixel_decoder_names.deeplab2_variable_map(model.pixel_decoder),
+             prefix="pixel_decoder/")
+  vm.add_all(mapping, deeplab2_transformer_decoder_names.deeplab2_variable_map(
+      model.transformer_decoder), prefix="transformer_decoder/")
+  vm.add_all(mapping, deeplab2_mask_class_head_names.deeplab2_variable_map(model.mask_class_head))
   if model.semantic_head is not None:
     from kmax_tf.checkpoints import deeplab2_semantic_names  # pylint: disable=g-import-not-at-top
-    parts.append(deeplab2_semantic_names.deeplab2_variable_map(
+    vm.add_all(mapping, deeplab2_semantic_names.deeplab2_variable_map(
         model.semantic_decoder, model.semantic_head))
-  full = {}
-  for part in parts:
-    duplicated = set(full) & set(part)
-    if duplicated:
-      raise ValueError(f"DeepLab2 keys mapped twice: {sorted(duplicated)[:10]}")
-    full.update(part)
-  mapped = {id(v) for v in full.values()}
-  unmapped = [v.name for v in model.variables if id(v) not in mapped]
-  if unmapped or len(mapped) != len(full):
-    raise ValueError(f"Variables without a DeepLab2 key ({len(unmapped)}): {unmapped[:20]}; "
-                     f"or one variable under several keys.")
-  return full
+  return vm.check_complete(model.variables, mapping, "kMaX-DeepLab")
 
 
 def imagenet_variable_map(model):

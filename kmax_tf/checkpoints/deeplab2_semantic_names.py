@@ -11,11 +11,8 @@ checkpoint, where they are three top-level items:
   semantic_head_without_last_layer/_conv1_bn_act/...   (the head's conv block)
   semantic_last_layer/{kernel,bias}                     (the head's final 1x1 conv)
 """
-from typing import Dict
-
-import tensorflow as tf
-
 from kmax_tf.checkpoints import deeplab2_mask_class_head_names as head_names
+from kmax_tf.checkpoints import variable_map as vm
 
 DECODER = "semantic_decoder"
 HEAD_WITHOUT_LAST_LAYER = "semantic_head_without_last_layer"
@@ -23,47 +20,45 @@ LAST_LAYER = "semantic_last_layer"
 
 
 def _aspp_map(mapping, prefix, aspp):
-  head_names.add_conv_bn_act(mapping, f"{prefix}/_proj_conv_bn_act", aspp.proj_conv_bn_act)
+  vm.add_conv_bn_act(mapping, f"{prefix}/_proj_conv_bn_act", aspp.proj_conv_bn_act)
   if aspp.use_only_1x1_proj_conv:
     return
-  head_names.add_conv_bn_act(mapping, f"{prefix}/_conv_bn_act", aspp.conv_bn_act)
+  vm.add_conv_bn_act(mapping, f"{prefix}/_conv_bn_act", aspp.conv_bn_act)
   for i, conv in enumerate(aspp.aspp_convs):
-    head_names.add_conv_bn_act(mapping, f"{prefix}/_aspp_conv{i + 1}/_conv_bn_act", conv)
-  head_names.add_conv_bn_act(mapping, f"{prefix}/_aspp_pool/_conv_bn_act",
-                             aspp.pool_conv_bn_act)
+    vm.add_conv_bn_act(mapping, f"{prefix}/_aspp_conv{i + 1}/_conv_bn_act", conv)
+  vm.add_conv_bn_act(mapping, f"{prefix}/_aspp_pool/_conv_bn_act",
+                     aspp.pool_conv_bn_act)
 
 
-def semantic_decoder_variable_map(decoder) -> Dict[str, tf.Variable]:
+def semantic_decoder_variable_map(decoder) -> vm.VariableMap:
   """Keys relative to the checkpoint root, e.g. 'semantic_decoder/_aspp/...'."""
   if not decoder.built:
     raise ValueError("Build the SemanticDecoder (call it once) before mapping its variables.")
   mapping = {}
   _aspp_map(mapping, f"{DECODER}/_aspp", decoder.aspp)
   for i, (project, fusion) in enumerate(zip(decoder.low_level_convs, decoder.fusion_convs)):
-    head_names.add_conv_bn_act(mapping, f"{DECODER}/_low_level_conv{i + 1}", project)
+    vm.add_conv_bn_act(mapping, f"{DECODER}/_low_level_conv{i + 1}", project)
     block = f"{DECODER}/_fusion_conv{i + 1}/_conv1_bn_act"
     if decoder.decoder_conv_type == "depthwise_separable_conv":
       depthwise, pointwise = fusion
-      head_names.add_conv_bn_act(mapping, f"{block}/_depthwise", depthwise)
-      head_names.add_conv_bn_act(mapping, f"{block}/_pointwise", pointwise)
+      vm.add_conv_bn_act(mapping, f"{block}/_depthwise", depthwise)
+      vm.add_conv_bn_act(mapping, f"{block}/_pointwise", pointwise)
     else:
       (conv,) = fusion
-      head_names.add_conv_bn_act(mapping, block, conv)
-  head_names.check_complete(decoder, mapping, "SemanticDecoder")
-  return mapping
+      vm.add_conv_bn_act(mapping, block, conv)
+  return vm.check_complete(decoder.weights, mapping, "SemanticDecoder")
 
 
-def semantic_head_variable_map(head) -> Dict[str, tf.Variable]:
+def semantic_head_variable_map(head) -> vm.VariableMap:
   """Keys of the auxiliary semantic PanopticSingleHead, relative to the root."""
   if not head.built:
     raise ValueError("Build the semantic head (call it once) before mapping its variables.")
   mapping = head_names.panoptic_single_head_variable_map(
       head, HEAD_WITHOUT_LAST_LAYER, LAST_LAYER)
-  head_names.check_complete(head, mapping, "semantic PanopticSingleHead")
-  return mapping
+  return vm.check_complete(head.weights, mapping, "semantic PanopticSingleHead")
 
 
-def deeplab2_variable_map(semantic_decoder, semantic_head) -> Dict[str, tf.Variable]:
+def deeplab2_variable_map(semantic_decoder, semantic_head) -> vm.VariableMap:
   """{DeepLab2 model-only checkpoint key (no '/.ATTRIBUTES/VARIABLE_VALUE'): variable}.
 
   Either argument may be None: Cityscapes kMaX has no auxiliary semantic
@@ -73,6 +68,5 @@ def deeplab2_variable_map(semantic_decoder, semantic_head) -> Dict[str, tf.Varia
   if semantic_decoder is not None:
     mapping.update(semantic_decoder_variable_map(semantic_decoder))
   if semantic_head is not None:
-    for key, variable in semantic_head_variable_map(semantic_head).items():
-      head_names.add(mapping, key, variable)
+    vm.add_all(mapping, semantic_head_variable_map(semantic_head))
   return mapping

@@ -24,49 +24,44 @@ flat attributes of that layer:
 plus `_class_embedding_projection`, `_mask_embedding_projection` and
 `cluster_centers` at the decoder level.
 """
-from typing import Dict
-
-import tensorflow as tf
-
 from kmax_tf.checkpoints import deeplab2_mask_class_head_names as head_names
+from kmax_tf.checkpoints import variable_map as vm
 
 
-def kmax_layer_variable_map(layer) -> Dict[str, tf.Variable]:
+def kmax_layer_variable_map(layer) -> vm.VariableMap:
   """{key relative to '_kmax_decoder/<i>/_block1_transformer/': variable} of one
   built KMaXTransformerLayer."""
   if not layer.built:
     raise ValueError("Build the KMaXTransformerLayer (call it once) before mapping it.")
   mapping = {}
   _layer_map(mapping, "", layer)
-  head_names.check_complete(layer, mapping, "KMaXTransformerLayer")
-  return mapping
+  return vm.check_complete(layer.weights, mapping, "KMaXTransformerLayer")
 
 
 def _layer_map(mapping, prefix, layer):
   """Adds the layer's keys, each prefixed by `prefix` ('' or ending in '/')."""
-  add = head_names.add_conv_bn_act
+  add = vm.add_conv_bn_act
   add(mapping, f"{prefix}_memory_conv1_bn_act", layer.cluster_projection)
   add(mapping, f"{prefix}_pixel_conv1_bn_act", layer.pixel_projection)
   attention = layer.self_attention
   add(mapping, f"{prefix}_memory_qkv_conv_bn", attention.qkv)
-  head_names.add_batch_norm(mapping, f"{prefix}_memory_attention/_batch_norm_similarity",
-                            attention.similarity_batch_norm)
-  head_names.add_batch_norm(mapping, f"{prefix}_memory_attention/_batch_norm_retrieved_value",
-                            attention.retrieved_value_batch_norm)
+  vm.add_batch_norm(mapping, f"{prefix}_memory_attention/_batch_norm_similarity",
+                    attention.similarity_batch_norm)
+  vm.add_batch_norm(mapping, f"{prefix}_memory_attention/_batch_norm_retrieved_value",
+                    attention.retrieved_value_batch_norm)
   add(mapping, f"{prefix}_memory_conv3_bn", attention.output_projection)
   kmeans = layer.kmeans_cross_attention
   add(mapping, f"{prefix}_pixel_v_conv_bn", kmeans.pixel_value)
-  head_names.add_batch_norm(mapping, f"{prefix}_kmeans_memory_batch_norm_retrieved_value",
-                            kmeans.retrieved_value_batch_norm)
+  vm.add_batch_norm(mapping, f"{prefix}_kmeans_memory_batch_norm_retrieved_value",
+                    kmeans.retrieved_value_batch_norm)
   add(mapping, f"{prefix}_kmeans_memory_conv3_bn", kmeans.output_projection)
   add(mapping, f"{prefix}_memory_ffn_conv1_bn_act", layer.ffn_expand)
   add(mapping, f"{prefix}_memory_ffn_conv2_bn", layer.ffn_project)
-  for key, variable in head_names.auxiliary_predictor_variable_map(
-      layer.auxiliary_predictor).items():
-    head_names.add(mapping, f"{prefix}_auxiliary_clustering_predictor/{key}", variable)
+  vm.add_all(mapping, head_names.auxiliary_predictor_variable_map(layer.auxiliary_predictor),
+             prefix=f"{prefix}_auxiliary_clustering_predictor/")
 
 
-def deeplab2_variable_map(decoder) -> Dict[str, tf.Variable]:
+def deeplab2_variable_map(decoder) -> vm.VariableMap:
   """Returns {DeepLab2 key relative to 'transformer_decoder/': variable}.
 
   Keys have no '/.ATTRIBUTES/VARIABLE_VALUE' suffix, e.g.
@@ -77,10 +72,9 @@ def deeplab2_variable_map(decoder) -> Dict[str, tf.Variable]:
   mapping = {}
   for i, layer in enumerate(decoder.kmax_layers):
     _layer_map(mapping, f"_kmax_decoder/{i}/_block1_transformer/", layer)
-  head_names.add_conv_bn_act(mapping, "_class_embedding_projection",
-                             decoder.class_embedding_projection)
-  head_names.add_conv_bn_act(mapping, "_mask_embedding_projection",
-                             decoder.mask_embedding_projection)
-  head_names.add(mapping, "cluster_centers", decoder.cluster_centers)
-  head_names.check_complete(decoder, mapping, "KMaXTransformerDecoder")
-  return mapping
+  vm.add_conv_bn_act(mapping, "_class_embedding_projection",
+                     decoder.class_embedding_projection)
+  vm.add_conv_bn_act(mapping, "_mask_embedding_projection",
+                     decoder.mask_embedding_projection)
+  vm.add(mapping, "cluster_centers", decoder.cluster_centers)
+  return vm.check_complete(decoder.weights, mapping, "KMaXTransformerDecoder")

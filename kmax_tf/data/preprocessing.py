@@ -22,6 +22,8 @@ from typing import Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 
+from kmax_tf.layers import align_corners_resize
+
 MEAN_PIXEL = 127.5
 FLIP_PROBABILITY = 0.5
 
@@ -52,31 +54,41 @@ def _scaled(size: tf.Tensor, factor: tf.Tensor) -> tf.Tensor:
                           tf.cast(factor, tf.float32)), tf.int32)
 
 
-def _ratio(numerator: int, denominator: tf.Tensor) -> tf.Tensor:
-  return tf.constant(numerator, tf.float64) / tf.cast(denominator, tf.float64)
+def _ratio(numerator: int, denominator: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
+  return tf.constant(numerator, dtype) / tf.cast(denominator, dtype)
 
 
 def resize_to_range_size(height: tf.Tensor, width: tf.Tensor,
                          min_size: ResizeValue = None,
                          max_size: ResizeValue = None,
-                         factor: Optional[int] = None) -> tf.Tensor:
+                         factor: Optional[int] = None,
+                         ratio_dtype: tf.DType = tf.float64) -> tf.Tensor:
   """Output [height, width] (int32) of a range-constrained resize.
 
   The image is scaled so both sides reach min_size (when given), then scaled
   down (never up) so both sides fit max_size (when given); with `factor`,
   sides become multiples of factor plus one, not exceeding max_size.
+
+  `ratio_dtype` float64 is DeepLab2's arithmetic. TFLite has no float64
+  kernels, so exported models pass float32: for integer sizes below 2**24 the
+  float32 quotient equals the float64 quotient rounded to float32 (a float64
+  quotient of such integers never falls on a float32 rounding midpoint), so
+  the sizes are identical (tests/data/test_eval_geometry.py checks every size
+  up to 1500x1500).
   """
   height = tf.convert_to_tensor(height, tf.int32)
   width = tf.convert_to_tensor(width, tf.int32)
   min_size = resize_spec(min_size)
   max_size = resize_spec(max_size)
   if min_size:
-    scale = tf.maximum(_ratio(min_size[0], height), _ratio(min_size[1], width))
+    scale = tf.maximum(_ratio(min_size[0], height, ratio_dtype),
+                       _ratio(min_size[1], width, ratio_dtype))
     height, width = _scaled(height, scale), _scaled(width, scale)
   if max_size:
     if factor:
       max_size = tuple(m - (m - 1) % factor for m in max_size)
-    scale = tf.minimum(_ratio(max_size[0], height), _ratio(max_size[1], width))
+    scale = tf.minimum(_ratio(max_size[0], height, ratio_dtype),
+                       _ratio(max_size[1], width, ratio_dtype))
     scale = tf.minimum(tf.cast(scale, tf.float32), 1.0)
     height, width = _scaled(height, scale), _scaled(width, scale)
   size = tf.stack([height, width])
@@ -87,18 +99,12 @@ def resize_to_range_size(height: tf.Tensor, width: tf.Tensor,
 
 def resize_image(image: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
   """Corner-aligned bilinear resize of a float32 [H, W, C] image."""
-  resized = tf.raw_ops.ResizeBilinear(
-      images=image[tf.newaxis], size=size, align_corners=True,
-      half_pixel_centers=False)
-  return resized[0]
+  return align_corners_resize.bilinear(image[tf.newaxis], size)[0]
 
 
 def resize_label(label: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
   """Corner-aligned nearest-neighbour resize of an integer [H, W, C] map."""
-  resized = tf.raw_ops.ResizeNearestNeighbor(
-      images=label[tf.newaxis], size=size, align_corners=True,
-      half_pixel_centers=False)
-  return resized[0]
+  return align_corners_resize.nearest(label[tf.newaxis], size)[0]
 
 
 def resize_to_range(image: tf.Tensor, label: Optional[tf.Tensor],

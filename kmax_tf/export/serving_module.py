@@ -29,7 +29,8 @@ from typing import Dict, Optional, Sequence, Tuple
 import tensorflow as tf
 
 from kmax_tf import outputs as keys
-from kmax_tf.export import image_geometry
+from kmax_tf.data import eval_geometry
+from kmax_tf.data import preprocessing
 from kmax_tf.export import segment_table
 from kmax_tf.layers import drop_path
 
@@ -68,8 +69,8 @@ class KMaXServingModule(tf.Module):
     """
     super().__init__(name=name)
     self.crop_size = tuple(int(s) for s in crop_size)
-    self.min_resize_value = _pair(min_resize_value)
-    self.max_resize_value = _pair(max_resize_value) or self.crop_size
+    self.min_resize_value = preprocessing.resize_spec(min_resize_value)
+    self.max_resize_value = preprocessing.resize_spec(max_resize_value) or self.crop_size
     if (self.max_resize_value[0] > self.crop_size[0] or
         self.max_resize_value[1] > self.crop_size[1]):
       raise ValueError(f"max_resize_value {self.max_resize_value} exceeds the crop "
@@ -167,8 +168,8 @@ class KMaXServingModule(tf.Module):
 
   # === Geometry ===
   def _resized_size(self, size):
-    resized = image_geometry.resize_to_range_size(
-        size[0], size[1], self.min_resize_value, self.max_resize_value, self.resize_factor)
+    resized = eval_geometry.fitted_size(size, self.min_resize_value, self.max_resize_value,
+                                        self.resize_factor, ratio_dtype=tf.float32)
     fits = tf.debugging.assert_less_equal(resized, tf.constant(self.crop_size), message=(
         f"resized image exceeds the crop {self.crop_size}; check the config's "
         "eval resize values; got"))
@@ -177,12 +178,11 @@ class KMaXServingModule(tf.Module):
 
   def _to_crop(self, images, resized):
     """uint8 [B, H, W, 3] -> float32 [B, crop_h, crop_w, 3] network input."""
-    x = image_geometry.resize_bilinear_align_corners(tf.cast(images, tf.float32), resized)
-    return image_geometry.pad_to_crop(x, self.crop_size)
+    return eval_geometry.to_crop(images, resized, self.crop_size)
 
   def _from_crop(self, maps, resized, size):
     """Crop-size maps -> the resized region, resized to `size` (nearest)."""
-    return {k: image_geometry.crop_and_resize_nearest(maps[k], resized, size)
+    return {k: eval_geometry.crop_and_resize_nearest(maps[k], resized, size)
             for k in MAP_KEYS}
 
   def _with_segments(self, maps, slots):
@@ -262,15 +262,3 @@ class KMaXServingModule(tf.Module):
     result = self._with_segments(maps, crop_maps)
     result[IMAGE_SIZES] = sizes
     return result
-
-
-def _pair(value) -> Optional[Tuple[int, int]]:
-  """Config resize value (repeated field: [], [n] or [h, w]) -> (h, w) or None."""
-  value = [int(v) for v in (value or ())]
-  if not value or min(value) <= 0:
-    return None
-  if len(value) == 1:
-    value = value * 2
-  if len(value) != 2:
-    raise ValueError(f"resize value must have 1 or 2 entries, got {value}")
-  return tuple(value)

@@ -23,6 +23,7 @@ from typing import Optional, Sequence
 import tensorflow as tf
 import tf_keras
 
+from kmax_tf.layers import align_corners_resize
 from kmax_tf.layers import conv_bn_act
 
 
@@ -98,9 +99,8 @@ class ASPP(tf_keras.layers.Layer):
       pooled = tf.nn.avg_pool2d(x, ksize=window, strides=1, padding="VALID")
     pooled = self.pool_conv_bn_act(pooled, training=training)
     size = tf.shape(x)[1:3]
-    # ResizeBilinear always returns float32; keep the mixed-precision dtype.
-    return tf.cast(tf.raw_ops.ResizeBilinear(images=pooled, size=size, align_corners=True,
-                                             half_pixel_centers=False), x.dtype)
+    # The resize returns float32 for any input; keep the mixed-precision dtype.
+    return tf.cast(align_corners_resize.bilinear(pooled, size), x.dtype)
 
   def call(self, inputs, training=None):
     if self.use_only_1x1_proj_conv:

@@ -14,7 +14,6 @@ Sub-layers: `conv_block` (list of ConvBNAct: [depthwise, pointwise] or [conv])
 and `final_conv`. The call returns the output tensor (not a dict), so callers
 choose their own endpoint name.
 """
-import tensorflow as tf
 import tf_keras
 
 from kmax_tf.layers import conv_bn_act

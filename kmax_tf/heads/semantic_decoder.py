@@ -29,6 +29,7 @@ import tensorflow as tf
 import tf_keras
 
 from kmax_tf.heads import aspp as aspp_lib
+from kmax_tf.layers import align_corners_resize
 from kmax_tf.layers import conv_bn_act
 
 CONV_TYPES = ("depthwise_separable_conv", "standard_conv")
@@ -108,8 +109,7 @@ class SemanticDecoder(tf_keras.layers.Layer):
     for key, project, fusion in zip(self.low_level_feature_keys, self.low_level_convs,
                                     self.fusion_convs):
       low_level = project(features[key], training=training)
-      x = tf.raw_ops.ResizeBilinear(images=x, size=tf.shape(low_level)[1:3],
-                                    align_corners=True, half_pixel_centers=False)
+      x = align_corners_resize.bilinear(x, tf.shape(low_level)[1:3])
       x = tf.cast(x, low_level.dtype)  # the resize returns float32 for any input
       x = tf.concat([x, low_level], axis=-1)
       for layer in fusion:

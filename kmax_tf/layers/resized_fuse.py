@@ -87,7 +87,7 @@ class ResizedFuse(tf_keras.layers.Layer):
           feature = self._activation_fn(feature)
         feature = projection(feature, training=training)
       if kind != STRIDED:
-        feature = align_corners_resize.resize_bilinear_align_corners(
+        feature = align_corners_resize.resize_features(
             feature, (self.height, self.width))
       fused.append(feature)
     return tf.add_n(fused)

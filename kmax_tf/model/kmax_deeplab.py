@@ -115,7 +115,7 @@ class KMaXDeepLab(tf_keras.Model):
     for aux in auxiliary_outputs:
       aux = dict(aux)
       for k in (keys.PIXEL_SPACE_MASK_LOGITS, keys.PIXEL_SPACE_NORMALIZED_FEATURE):
-        aux[k] = align_corners_resize.resize_bilinear_align_corners(aux[k], size)
+        aux[k] = align_corners_resize.resize_features(aux[k], size)
       resized.append(aux)
     return tuple(resized)
 

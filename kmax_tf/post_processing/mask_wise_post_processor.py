@@ -33,6 +33,7 @@ import tensorflow as tf
 import tf_keras
 
 from kmax_tf import outputs
+from kmax_tf.layers import align_corners_resize
 
 # With a pixel threshold of at least this, no pixel is in more than two binary
 # masks (three softmax probabilities above 1/3 would sum past 1; the margin
@@ -283,9 +284,7 @@ class MaskWisePostProcessor(tf_keras.layers.Layer):
         self._class_predictions(class_logits))
     order = self._slot_order(mask_logits, confidence)
 
-    logits = tf.raw_ops.ResizeBilinear(
-        images=mask_logits, size=[height, width], align_corners=True,
-        half_pixel_centers=False)
+    logits = align_corners_resize.bilinear(mask_logits, [height, width])
     probs = tf.nn.softmax(logits, axis=-1)
 
     # Semantic map: threshold-free pixel-wise argmax, then the slot's class.

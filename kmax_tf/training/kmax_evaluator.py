@@ -31,7 +31,7 @@ import tensorflow as tf
 
 from kmax_tf import outputs as output_keys
 from kmax_tf.data import datasets
-from kmax_tf.data import preprocessing
+from kmax_tf.data import eval_geometry
 from kmax_tf.data import target_keys
 from kmax_tf.evaluation import cityscapes_result_writer
 from kmax_tf.evaluation import coco_mask_ap
@@ -50,11 +50,8 @@ _SHORT_AP_STATS = ("AP", "AP50", "AP75")
 
 def resized_size(raw_size, min_resize_value, max_resize_value, resize_factor) -> tf.Tensor:
   """[height, width] the eval pipeline resized an image of `raw_size` to."""
-  raw_size = tf.cast(raw_size, tf.int32)
-  if not (min_resize_value or max_resize_value):
-    return raw_size
-  return preprocessing.resize_to_range_size(raw_size[0], raw_size[1], min_resize_value,
-                                            max_resize_value, resize_factor)
+  return eval_geometry.fitted_size(raw_size, min_resize_value, max_resize_value,
+                                   resize_factor)
 
 
 @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32),
@@ -62,10 +59,7 @@ def resized_size(raw_size, min_resize_value, max_resize_value, resize_factor) ->
              reduce_retracing=True)
 def undo_preprocessing(prediction, crop_to, raw_size):
   """Crops the valid region of a padded-crop prediction and resizes it to the raw size."""
-  valid = prediction[:crop_to[0], :crop_to[1]]
-  resized = tf.compat.v1.image.resize_nearest_neighbor(valid[tf.newaxis, ..., tf.newaxis],
-                                                       raw_size, align_corners=True)
-  return resized[0, ..., 0]
+  return eval_geometry.crop_and_resize_nearest(prediction[tf.newaxis], crop_to, raw_size)[0]
 
 
 class KMaXEvaluator(orbit.StandardEvaluator):

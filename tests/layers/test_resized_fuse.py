@@ -83,7 +83,7 @@ def test_two_pass_resize_order_for_narrow_tensors():
   # single-pass kernel interpolates the width first and rounds differently.
   rng = np.random.RandomState(2)
   x = tf.constant(rng.randn(1, 9, 7, 32), tf.float32)
-  ours = align_corners_resize.resize_bilinear_align_corners(x, (17, 13)).numpy()
+  ours = align_corners_resize.resize_features(x, (17, 13)).numpy()
   h = tf.compat.v1.image.resize_bilinear(tf.transpose(x, [0, 3, 1, 2]), [32, 17],
                                          align_corners=True)
   w = tf.compat.v1.image.resize_bilinear(tf.transpose(h, [0, 1, 3, 2]), [32, 13],
@@ -91,7 +91,7 @@ def test_two_pass_resize_order_for_narrow_tensors():
   np.testing.assert_array_equal(ours, tf.transpose(w, [0, 3, 2, 1]).numpy())
   wide = tf.constant(rng.randn(1, 9, 7, 33), tf.float32)
   np.testing.assert_array_equal(
-      align_corners_resize.resize_bilinear_align_corners(wide, (17, 13)).numpy(),
+      align_corners_resize.resize_features(wide, (17, 13)).numpy(),
       tf.compat.v1.image.resize_bilinear(wide, [17, 13], align_corners=True).numpy())
-  same = align_corners_resize.resize_bilinear_align_corners(x, (9, 7))
+  same = align_corners_resize.resize_features(x, (9, 7))
   assert same is x

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from kmax_tf import outputs
-from kmax_tf.layers.align_corners_resize import resize_bilinear_align_corners
+from kmax_tf.layers.align_corners_resize import resize_features
 from kmax_tf.losses import kmax_loss
 from kmax_tf.testing import deeplab2_fixtures
 
@@ -37,7 +37,7 @@ class LossFixture:
       for k in NATIVE_KEYS:
         # What the model hands the loss in training mode (README: this resize
         # of the stored native outputs reproduces DeepLab2's loss inputs exactly).
-        head[k] = resize_bilinear_align_corners(
+        head[k] = resize_features(
             tf.constant(self.arrays[f"pred_aux{i}/{k}_native"]), size)
       auxiliary.append(head)
     y_pred[outputs.AUXILIARY_OUTPUTS] = tuple(auxiliary)

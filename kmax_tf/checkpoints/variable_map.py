@@ -1,0 +1,68 @@
+"""Helpers every DeepLab2 name map uses: {checkpoint key: variable} built by adding.
+
+Each `deeplab2_*_names` module walks one part of the model and adds its
+variables under DeepLab2's keys (without the '/.ATTRIBUTES/VARIABLE_VALUE'
+suffix) with these functions, which refuse a key given twice; `check_complete`
+then proves every variable of the part has exactly one key.
+"""
+from typing import Dict, Iterable
+
+import tensorflow as tf
+
+VariableMap = Dict[str, tf.Variable]
+
+BN_WEIGHTS = ("gamma", "beta", "moving_mean", "moving_variance")
+LN_WEIGHTS = ("gamma", "beta")
+CONV_WEIGHTS = ("kernel", "bias")
+
+
+def add(mapping: VariableMap, key: str, variable: tf.Variable) -> None:
+  if key in mapping:
+    raise ValueError(f"duplicate checkpoint key {key}")
+  mapping[key] = variable
+
+
+def add_all(mapping: VariableMap, part: VariableMap, prefix: str = "") -> None:
+  """Adds every entry of `part`, its key prefixed by `prefix`."""
+  for key, variable in part.items():
+    add(mapping, prefix + key, variable)
+
+
+def add_weights(mapping: VariableMap, prefix: str, layer, names: Iterable[str]) -> None:
+  """Adds `prefix/<name>` for each attribute `name` of `layer`."""
+  for name in names:
+    add(mapping, f"{prefix}/{name}", getattr(layer, name))
+
+
+def add_batch_norm(mapping: VariableMap, prefix: str, bn) -> None:
+  add_weights(mapping, prefix, bn, BN_WEIGHTS)
+
+
+def add_conv_bn_act(mapping: VariableMap, prefix: str, layer) -> None:
+  """A ConvBNAct / Conv1DBNAct as DeepLab2's Conv2DSame, DepthwiseConv2DSame or Conv1D:
+  `prefix/_conv/{kernel,bias}` (or `prefix/_depthwise_conv/depthwise_kernel`) and
+  `prefix/_batch_norm/...`."""
+  if getattr(layer, "depthwise", False):
+    add(mapping, f"{prefix}/_depthwise_conv/depthwise_kernel", layer.conv.depthwise_kernel)
+  else:
+    add(mapping, f"{prefix}/_conv/kernel", layer.conv.kernel)
+  if layer.use_bias:
+    add(mapping, f"{prefix}/_conv/bias", layer.conv.bias)
+  if layer.batch_norm is not None:
+    add_batch_norm(mapping, f"{prefix}/_batch_norm", layer.batch_norm)
+
+
+def check_complete(variables: Iterable[tf.Variable], mapping: VariableMap, what: str
+                   ) -> VariableMap:
+  """Returns `mapping` if it holds each of `variables` under exactly one key, else raises.
+
+  `variables` is a layer's `weights` (or `trainable_weights` for maps that skip
+  statistics).
+  """
+  variables = list(variables)
+  mapped = {v.ref() for v in mapping.values()}
+  unmapped = [v.name for v in variables if v.ref() not in mapped]
+  if unmapped or len(mapped) != len(mapping) or len(mapped) != len(variables):
+    raise ValueError(f"{what} variable map incomplete or a variable under several keys: "
+                     f"unmapped {unmapped[:20]}")
+  return mapping
