@@ -41,8 +41,6 @@ def to_crop(images: tf.Tensor, resized: tf.Tensor, crop_size: Sequence[int]) -> 
   return pad_to_crop(resized_images, crop_size)
 
 
-
-
 def pad_to_crop(images: tf.Tensor, crop_size: Sequence[int]) -> tf.Tensor:
   """Pads float32 [B, h, w, 3] at the bottom/right to the crop with the mean pixel.
 
