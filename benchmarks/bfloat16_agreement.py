@@ -22,7 +22,6 @@ import sys
 import numpy as np
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, _ROOT)
 
 import kmax_tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 from kmax_tf import predict  # pylint: disable=g-import-not-at-top,wrong-import-position

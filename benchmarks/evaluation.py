@@ -26,11 +26,6 @@ import sys
 import tempfile
 import time
 
-try:
-  import kmax_tf  # noqa: F401
-except ImportError:  # Run from a checkout without installing the package.
-  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 import numpy as np
 
 from kmax_tf.evaluation import panoptic

@@ -29,8 +29,7 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import deeplab2_beside  # pylint: disable=g-import-not-at-top,wrong-import-position
+import deeplab2_beside  # the script's own directory is on sys.path
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _CONFIGS = {"r50": "configs/coco/kmax_r50.textproto",

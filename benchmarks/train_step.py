@@ -42,7 +42,6 @@ _START = time.time()
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _FIXTURE = os.path.join(os.path.dirname(_ROOT), "shared", "fixtures", "coco_val2017_16")
 _CONFIG = os.path.join(_ROOT, "configs", "coco", "kmax_r50.textproto")
-_BENCHMARKS = os.path.join(_ROOT, "benchmarks")
 
 
 def _parse(argv=None):
@@ -260,7 +259,6 @@ def _run_child(args, mode, batch_file):
 
 def main(argv=None):
   args = _parse(argv)
-  sys.path.insert(0, _BENCHMARKS)
   if args.child == "kmax_tf":
     _child(args)
     return 0

@@ -1,6 +1,6 @@
 """Imports TensorFlow and tf_keras without the modules kmax_tf's processes never use.
 
-kMaX-DeepLab (Yu et al., "k-means Mask Transformer", ECCV 2022) runs on
+kMaX-DeepLab runs on
 tf_keras. `import tensorflow` (2.16+) also imports Keras 3's optimizers, so
 that Keras 3 optimizers register themselves with the SavedModel loader, and
 through them all of Keras 3, which pulls in scikit-learn, matplotlib and

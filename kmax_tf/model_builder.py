@@ -1,7 +1,7 @@
 """Turns an experiment config into kMaX-DeepLab constructor arguments.
 
-The one place that reads the config for the model (kMaX-DeepLab, Yu et al.,
-ECCV 2022): every component constructor takes plain arguments. Settings that
+The one place that reads the config for the model (kMaX-DeepLab): every component
+constructor takes plain arguments. Settings that
 DeepLab2 derives from the dataset name come from
 `kmax_tf.config.kmax_settings.resolve_kmax_settings` (explicit fields with
 per-dataset defaults).

@@ -1,4 +1,4 @@
-"""Names of model outputs: one module, DeepLab2's names (kMaX-DeepLab, ECCV 2022).
+"""Names of model outputs: one module, DeepLab2's names .
 
 Keeping DeepLab2's strings means code written against DeepLab2 result dicts
 (losses, evaluators, notebooks) reads ours unchanged.

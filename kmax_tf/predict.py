@@ -1,6 +1,6 @@
 r"""Panoptic segmentation of images with a kMaX-DeepLab model.
 
-  python -m kmax_tf.predict --config_file=configs/coco/kmax_r50.textproto \
+  kmax-predict --config_file=configs/coco/kmax_r50.textproto \
       --checkpoint=PATH --input=IMAGE_OR_DIR --output_dir=OUT [--precision=bfloat16]
 
 For each image it writes, next to each other in OUT:
@@ -8,7 +8,7 @@ For each image it writes, next to each other in OUT:
   <name>_panoptic.png  COCO panoptic PNG (segment id = R + 256 G + 256^2 B, 0 = void);
   <name>.json          COCO panoptic annotation of that PNG (segments with dataset
                        category ids, area, bbox, score) and the categories.
-The checkpoint may be ours or DeepLab2's (kMaX-DeepLab, Yu et al., ECCV 2022;
+The checkpoint may be ours or DeepLab2's (kMaX-DeepLab;
 model-only or trainer layout). Images are processed like DeepLab2's evaluation:
 long side resized to the eval crop (bilinear, align_corners), padded with 127.5,
 and the maps are brought back to the original size.
@@ -16,32 +16,33 @@ and the maps are brought back to the original size.
 import os
 import sys
 
-from absl import app
 from absl import flags
 import numpy as np
 from PIL import Image
 import tensorflow as tf
 import tqdm
 
+from kmax_tf import cli
+from kmax_tf.panoptic_predictor import PanopticPredictor
 from kmax_tf.post_processing import segment_scores
 
 PRECISIONS = ("float32", "bfloat16")
 
-_CONFIG = flags.DEFINE_string("config_file", None, "Experiment textproto.", required=True)
-_CHECKPOINT = flags.DEFINE_string("checkpoint", None,
-                                  "kmax_tf or DeepLab2 checkpoint (prefix or directory).",
-                                  required=True)
-_INPUT = flags.DEFINE_string("input", None, "An image file or a directory of images.",
-                             required=True)
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where to write the results.", required=True)
-_OVERRIDES = flags.DEFINE_multi_string("config_override", [], "dotted.field=value edits.")
-_OVERLAY_ALPHA = flags.DEFINE_float("overlay_alpha", 0.55, "Opacity of the segment colours.")
-_PRECISION = flags.DEFINE_enum(
+_FLAGS = flags.FlagValues()
+cli.define_config_flags(_FLAGS)
+flags.DEFINE_string("checkpoint", None, "kmax_tf or DeepLab2 checkpoint (prefix or directory).",
+                    required=True, flag_values=_FLAGS)
+flags.DEFINE_string("input", None, "An image file or a directory of images.", required=True,
+                    flag_values=_FLAGS)
+flags.DEFINE_string("output_dir", None, "Where to write the results.", required=True,
+                    flag_values=_FLAGS)
+flags.DEFINE_float("overlay_alpha", 0.55, "Opacity of the segment colours.", flag_values=_FLAGS)
+flags.DEFINE_enum(
     "precision", "float32", PRECISIONS,
     "Network compute type. float32 computes DeepLab2's numbers; bfloat16 (mixed: float32 "
     "weights and post-processing) is faster on CPUs with AVX512_BF16 or AMX and on TPUs "
     "(it can be slower on CPUs without them), and its maps differ from float32 on a "
-    "small fraction of pixels (BENCHMARKS.md).")
+    "small fraction of pixels (BENCHMARKS.md).", flag_values=_FLAGS)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
@@ -71,43 +72,6 @@ def read_image(path):
     raise PredictError(f"Cannot read image {path}: not a decodable JPEG/PNG/GIF/BMP/WebP "
                        f"file ({e.message.splitlines()[0] if e.message else type(e).__name__}).")
   return image
-
-
-class PanopticPredictor:
-  """Model + DeepLab2-style eval preprocessing, returning maps at the image's size."""
-
-  @classmethod
-  def for_config(cls, model, config):
-    """The predictor with `config`'s eval crop and resize values (unset: the crop)."""
-    ev = config.eval_dataset_options
-    crop = list(ev.crop_size)
-    return cls(model, crop, list(ev.min_resize_value) or crop,
-               list(ev.max_resize_value) or crop)
-
-  def __init__(self, model, crop_size, min_resize_value, max_resize_value):
-    from kmax_tf.data import eval_geometry  # pylint: disable=g-import-not-at-top
-    from kmax_tf import outputs as keys  # pylint: disable=g-import-not-at-top
-    self._geometry = eval_geometry
-    self._keys = keys
-    self._model = model
-    self.crop_size = list(crop_size)
-    self.min_resize_value = list(min_resize_value) or None
-    self.max_resize_value = list(max_resize_value) or None
-    self._forward = tf.function(self._predict, reduce_retracing=True)
-
-  def _predict(self, image):
-    keys, geometry = self._keys, self._geometry
-    size = tf.shape(image)[:2]
-    resized = geometry.fitted_size(size, self.min_resize_value, self.max_resize_value)
-    out = self._model(geometry.to_crop(image[tf.newaxis], resized, self.crop_size),
-                      training=False, output_keys=(keys.PANOPTIC_PRED, keys.INSTANCE_SCORES))
-    panoptic = geometry.crop_and_resize_nearest(out[keys.PANOPTIC_PRED], resized, size)
-    scores = geometry.crop_and_resize_nearest(out[keys.INSTANCE_SCORES], resized, size)
-    return tf.cast(panoptic[0], tf.int32), scores[0]
-
-  def __call__(self, image):
-    panoptic, scores = self._forward(image)
-    return panoptic.numpy(), scores.numpy()
 
 
 def build_inference_model(config, checkpoint: str, precision: str = "float32"):
@@ -182,28 +146,23 @@ def predict_files(predictor, files, output_dir, descriptor, alpha=0.55, progress
   return written
 
 
-def main(argv):
-  del argv
+def _predict_command(f: flags.FlagValues) -> int:
   import kmax_tf  # pylint: disable=g-import-not-at-top
-  files = list_images(_INPUT.value)
-  config = kmax_tf.load_config(_CONFIG.value, _OVERRIDES.value)
-  model, loaded = build_inference_model(config, _CHECKPOINT.value, _PRECISION.value)
-  print(f"Loaded {loaded} ({_PRECISION.value})")
+  files = list_images(f.input)
+  config = kmax_tf.load_config(f.config_file, f.config_override)
+  model, loaded = build_inference_model(config, f.checkpoint, f.precision)
+  print(f"Loaded {loaded} ({f.precision})")
   predictor = PanopticPredictor.for_config(model, config)
-  for stem, count in predict_files(predictor, files, _OUTPUT_DIR.value, model.dataset_descriptor,
-                                   _OVERLAY_ALPHA.value):
-    print(f"{stem}: {count} segments -> {os.path.join(_OUTPUT_DIR.value, stem)}"
+  for stem, count in predict_files(predictor, files, f.output_dir, model.dataset_descriptor,
+                                   f.overlay_alpha):
+    print(f"{stem}: {count} segments -> {os.path.join(f.output_dir, stem)}"
           "{_overlay.png,_panoptic.png,.json}")
   return 0
 
 
-def run():
-  try:
-    app.run(main)
-  except (ValueError, FileNotFoundError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(1)
+main = cli.command(_FLAGS, _predict_command, __doc__,
+                   input_errors=(ValueError, FileNotFoundError))
 
 
 if __name__ == "__main__":
-  run()
+  sys.exit(main())

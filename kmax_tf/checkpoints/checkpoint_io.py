@@ -1,8 +1,8 @@
 """kmax_tf's own checkpoints, and loading either ours or DeepLab2's by inspection.
 
 Ours are `tf.train.Checkpoint(model=model)` files, or trainer checkpoints that
-also hold the optimizers and the step. DeepLab2's (kMaX-DeepLab,
-ECCV 2022) are recognised by their top-level keys (`encoder/`, `pixel_decoder/`,
+also hold the optimizers and the step. DeepLab2's are recognised by their top-level
+keys (`encoder/`, `pixel_decoder/`,
 ...) and go through the explicit name mapping of deeplab2_checkpoint_reader.
 """
 import os

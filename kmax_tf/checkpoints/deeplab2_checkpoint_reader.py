@@ -1,6 +1,6 @@
 """Reads DeepLab2 kMaX-DeepLab checkpoints into kmax_tf models, by explicit name mapping.
 
-DeepLab2 (kMaX-DeepLab, Yu et al., ECCV 2022) writes two layouts:
+DeepLab2 (kMaX-DeepLab) writes two layouts:
   * model-only: `tf.train.Checkpoint(**model.checkpoint_items)`, what its export and
     evaluation restore (keys `encoder/...`, `pixel_decoder/...`, ...);
   * trainer: the same model keys plus `global_step`, `save_counter`, the two

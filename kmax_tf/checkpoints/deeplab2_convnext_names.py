@@ -1,7 +1,7 @@
 """DeepLab2 checkpoint keys of the ConvNeXt pixel encoder.
 
-Maps kmax_tf's `ConvNeXt` (Liu et al., CVPR 2022; the kMaX-DeepLab encoder of
-Yu et al., ECCV 2022) onto DeepLab2's model-only checkpoint layout under
+Maps kmax_tf's `ConvNeXt` (Liu et al., CVPR 2022; a kMaX-DeepLab encoder) onto
+DeepLab2's model-only checkpoint layout under
 'encoder/'. DeepLab2 holds the stem and downsampling layers in
 `downsample_layers/<i>` and the blocks in `stages/<s>`, each a Keras Sequential,
 whose checkpoint children are numbered `layer_with_weights-<k>` counting only

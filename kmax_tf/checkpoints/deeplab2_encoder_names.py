@@ -1,7 +1,7 @@
 """DeepLab2 checkpoint keys of the (axial-)ResNet-50 pixel encoders.
 
-Maps kmax_tf's `AxialResNet` (ResNet-50 / axial-ResNet-50 of kMaX-DeepLab, Yu
-et al., ECCV 2022) onto DeepLab2's model-only checkpoint layout under
+Maps kmax_tf's `AxialResNet` (ResNet-50 / axial-ResNet-50 of kMaX-DeepLab) onto
+DeepLab2's model-only checkpoint layout under
 'encoder/'. DeepLab2 checkpoint objects are its Python attribute names
 (leading underscore):
   _stem/_conv, _stem/_batch_norm                       ('resnet' stem)

@@ -1,7 +1,7 @@
 """DeepLab2 checkpoint keys of the mask/class prediction head.
 
 Maps kmax_tf's `MaskClassHead` (the MaX-DeepLab head of Wang et al., CVPR 2021,
-as used by kMaX-DeepLab, Yu et al., ECCV 2022) onto DeepLab2's model-only
+as used by kMaX-DeepLab) onto DeepLab2's model-only
 checkpoint layout. DeepLab2's final predictor contributes five top-level
 checkpoint items:
   pixel_space_head/conv_block/_conv1_bn_act/{_depthwise,_pointwise}/...,

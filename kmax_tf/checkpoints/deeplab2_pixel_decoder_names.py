@@ -1,7 +1,7 @@
 """DeepLab2 checkpoint keys of the kMaX-DeepLab pixel decoder.
 
-Maps kmax_tf's `KMaXPixelDecoder` (Yu et al., "k-means Mask Transformer",
-ECCV 2022) onto DeepLab2's model-only checkpoint layout under 'pixel_decoder/':
+Maps kmax_tf's `KMaXPixelDecoder` onto DeepLab2's model-only checkpoint layout under
+'pixel_decoder/':
 
   _backbone_norms/<i>/{gamma,beta}              LayerNormalization of stage i's input
   _stages/<i>/_block<j>/...                      BlockGroup i (same block layout as

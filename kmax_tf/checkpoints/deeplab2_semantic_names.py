@@ -1,8 +1,8 @@
 """DeepLab2 checkpoint keys of the auxiliary semantic branch.
 
 Maps kmax_tf's `SemanticDecoder` (a Panoptic-DeepLab decoder, Cheng et al.,
-CVPR 2020) and the auxiliary semantic `PanopticSingleHead` of kMaX-DeepLab
-(Yu et al., "k-means Mask Transformer", ECCV 2022) onto DeepLab2's model-only
+CVPR 2020) and the auxiliary semantic `PanopticSingleHead` of kMaX-DeepLab onto
+DeepLab2's model-only
 checkpoint, where they are three top-level items:
   semantic_decoder/_aspp/{_conv_bn_act,_aspp_conv1..3/_conv_bn_act,
       _aspp_pool/_conv_bn_act,_proj_conv_bn_act}/...

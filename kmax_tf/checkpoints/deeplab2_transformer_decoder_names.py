@@ -1,7 +1,6 @@
 """DeepLab2 checkpoint keys of the kMaX transformer decoder.
 
-Maps kmax_tf's `KMaXTransformerDecoder` (Yu et al., "k-means Mask Transformer",
-ECCV 2022) onto DeepLab2's model-only checkpoint layout under
+Maps kmax_tf's `KMaXTransformerDecoder` onto DeepLab2's model-only checkpoint layout under
 'transformer_decoder/'. DeepLab2 wraps each kMaX layer in a one-block
 `BlockGroup` (list `_kmax_decoder`, index = layer order) whose transformer is
 `_block1_transformer`, a dual-path transformer layer whose attention parts are

@@ -1,6 +1,6 @@
 """kmax_tf.config: experiment config schema, strict loading, kMaX settings.
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022.
+kMaX-DeepLab: Qihang Yu et al., "k-means Mask Transformer", ECCV 2022 (arXiv:2207.04044).
 """
 
 from kmax_tf.config.config_error import ConfigError

@@ -1,6 +1,5 @@
 """Error raised for invalid kmax_tf experiment configurations.
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022.
 """
 
 

@@ -1,7 +1,5 @@
 """Explicit kMaX-DeepLab model settings resolved from an experiment config.
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022.
-
 DeepLab2 picks the number of mask slots, the pixel decoder's finest output
 stride, whether the auxiliary semantic head has its own decoder, and the
 transformer-decoder drop-path rate by looking for "coco", "cityscapes" or

@@ -1,7 +1,5 @@
 """Strict loading of experiment config textprotos, with command-line overrides.
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022.
-
 Config files use the protobuf text format of kmax_tf.ExperimentOptions
 (experiment.proto), which reads DeepLab2's kMaX-DeepLab configs unchanged.
 Parsing is strict: an unknown or misspelt field, a repeated singular field or a

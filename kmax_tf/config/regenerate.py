@@ -1,7 +1,5 @@
 """Regenerates the serialized config descriptor from experiment.proto.
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022.
-
 kmax_tf never runs protoc at install or run time and ships no generated
 `*_pb2.py` (those are tied to one protobuf runtime version). Instead it ships
 `experiment.binpb`, a FileDescriptorSet compiled from `experiment.proto`, and

@@ -1,7 +1,5 @@
 """Message classes of the experiment config schema (experiment.proto).
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022.
-
 The classes are built at import time from the committed FileDescriptorSet
 `experiment.binpb` (see kmax_tf.config.regenerate), so no protoc and no
 generated *_pb2 module is needed, and any protobuf runtime >= 4.21 works.

@@ -1,4 +1,6 @@
-"""kmax_tf.data: panoptic datasets for kMaX-DeepLab (Yu et al., ECCV 2022).
+"""kmax_tf.data: panoptic datasets for kMaX-DeepLab.
+
+kMaX-DeepLab: Qihang Yu et al., "k-means Mask Transformer", ECCV 2022 (arXiv:2207.04044).
 
   datasets / dataset_descriptor   label spaces (get_dataset_descriptor)
   build_panoptic_tfrecords        converter command (COCO, Cityscapes,

@@ -1,7 +1,5 @@
 """ADE20K panoptic (Zhou et al., CVPR 2017) in COCO-panoptic format -> items.
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022.
-
 Layout (--root, e.g. ADEChallengeData2016 with the panoptic annotations made
 by the common COCO-format conversion, as DeepLab2 expects):
   images/training/*.jpg, images/validation/*.jpg

@@ -1,6 +1,5 @@
 """AutoAugment colour policies used by kMaX-DeepLab, in core TensorFlow ops.
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022.
 AutoAugment: Cubuk et al., "AutoAugment: Learning Augmentation Policies from
 Data", CVPR 2019; RandAugment: Cubuk et al., CVPR 2020 (the reduced operation
 space used here).

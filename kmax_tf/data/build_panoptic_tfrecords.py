@@ -1,14 +1,12 @@
 r"""Converts a panoptic dataset into sharded TFRecords for kmax_tf (and DeepLab2).
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022.
-
-  python -m kmax_tf.data.build_panoptic_tfrecords --format=coco \
+  kmax-build-tfrecords --format=coco \
       --root=/data/coco --output_dir=data/coco
-  python -m kmax_tf.data.build_panoptic_tfrecords --format=cityscapes \
+  kmax-build-tfrecords --format=cityscapes \
       --root=/data/cityscapes --output_dir=data/cityscapes
-  python -m kmax_tf.data.build_panoptic_tfrecords --format=ade20k \
+  kmax-build-tfrecords --format=ade20k \
       --root=/data/ADEChallengeData2016 --output_dir=data/ade20k
-  python -m kmax_tf.data.build_panoptic_tfrecords --format=custom \
+  kmax-build-tfrecords --format=custom \
       --dataset_name=my_dataset --splits=train \
       --image_dir=/data/mine/images \
       --panoptic_json=/data/mine/panoptic_train.json \
@@ -30,6 +28,7 @@ from typing import Dict, List, Optional, Sequence
 from absl import flags
 from absl import logging
 
+from kmax_tf import cli
 from kmax_tf.data import ade20k_panoptic_converter
 from kmax_tf.data import cityscapes_panoptic_converter
 from kmax_tf.data import coco_panoptic_converter
@@ -180,40 +179,21 @@ def build_panoptic_tfrecords(
   return written
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-  argv = list(sys.argv if argv is None else argv)
-  if any(arg in ("-h", "--help", "--helpfull") for arg in argv[1:]):
-    print(__doc__)
-    print(_FLAGS.get_help())
-    return 0
-  try:
-    _FLAGS(argv)
-  except flags.Error as e:
-    print(f"error: {e}\nUsage: python -m kmax_tf.data.build_panoptic_tfrecords"
-          " --format=coco|cityscapes|ade20k|custom --output_dir=DIR "
-          "[--root=DIR] ... (see --help)", file=sys.stderr)
-    return 2
-  if not _FLAGS.format or not _FLAGS.output_dir:
-    print("error: --format and --output_dir are required", file=sys.stderr)
-    return 2
-  try:
-    written = build_panoptic_tfrecords(
-        _FLAGS.format, _FLAGS.output_dir, root=_FLAGS.root,
-        splits=_FLAGS.splits, image_dir=_FLAGS.image_dir,
-        panoptic_json=_FLAGS.panoptic_json, panoptic_dir=_FLAGS.panoptic_dir,
-        dataset_name=_FLAGS.dataset_name, label_divisor=_FLAGS.label_divisor,
-        num_shards=_FLAGS.num_shards, num_workers=_FLAGS.num_workers,
-        resume=_FLAGS.resume,
-        treat_crowd_as_ignore=_FLAGS.treat_crowd_as_ignore,
-        show_progress=_FLAGS.progress)
-  except PanopticDataError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  finally:
-    _FLAGS.unparse_flags()
+def _build_command(f: flags.FlagValues) -> int:
+  if not f.format or not f.output_dir:
+    raise cli.UsageError("--format and --output_dir are required")
+  written = build_panoptic_tfrecords(
+      f.format, f.output_dir, root=f.root, splits=f.splits, image_dir=f.image_dir,
+      panoptic_json=f.panoptic_json, panoptic_dir=f.panoptic_dir,
+      dataset_name=f.dataset_name, label_divisor=f.label_divisor,
+      num_shards=f.num_shards, num_workers=f.num_workers, resume=f.resume,
+      treat_crowd_as_ignore=f.treat_crowd_as_ignore, show_progress=f.progress)
   for split, paths in written.items():
     print(f"{split}: {len(paths)} shard(s) in {os.path.dirname(paths[0])}")
   return 0
+
+
+main = cli.command(_FLAGS, _build_command, __doc__, input_errors=(PanopticDataError,))
 
 
 if __name__ == "__main__":

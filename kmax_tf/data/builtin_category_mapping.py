@@ -1,7 +1,5 @@
 """Category ids of a COCO-panoptic JSON -> training ids of a built-in dataset.
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022.
-
 COCO, ADE20K and Cityscapes (labelIds variant) JSON files use the category ids
 the datasets' official tools use, which DatasetDescriptor.train_id_to_eval_id
 lists; cityscapesScripts' "_trainId" JSON uses the training ids themselves.

@@ -1,7 +1,5 @@
 """Cityscapes panoptic (Cordts et al., CVPR 2016) -> conversion items.
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022.
-
 Reads the panoptic ground truth made by the official cityscapesScripts
 (`csCreatePanopticImgs --use-train-id`), as DeepLab2 does. Layout (--root):
   leftImg8bit/{split}/{city}/{image_id}_leftImg8bit.png

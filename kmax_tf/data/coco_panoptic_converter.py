@@ -1,7 +1,5 @@
 """COCO panoptic (Lin et al., ECCV 2014; Kirillov et al., CVPR 2019) -> items.
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022.
-
 Layout of the official download (--root):
   {split}2017/*.jpg
   annotations/panoptic_{split}2017.json

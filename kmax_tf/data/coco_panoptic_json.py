@@ -1,6 +1,5 @@
 """Reading COCO-panoptic-format JSON files into conversion items.
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022.
 Format: Kirillov et al., "Panoptic Segmentation", CVPR 2019 (COCO panoptic):
 {"images": [{"id", "file_name", ...}], "annotations": [{"image_id",
 "file_name" (the PNG), "segments_info": [...]}], "categories": [{"id", "name",

@@ -1,6 +1,5 @@
 """One image (and its COCO-panoptic annotation) to convert into a record.
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022.
 """
 
 from typing import Any, Mapping, NamedTuple, Optional, Sequence

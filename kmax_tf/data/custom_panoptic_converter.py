@@ -1,7 +1,6 @@
 """Any dataset in COCO panoptic format -> conversion items and its own label
 space.
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022.
 Format: Kirillov et al., "Panoptic Segmentation", CVPR 2019 (COCO panoptic).
 
 The label space comes from the JSON's "categories": training id 0 is void

@@ -1,6 +1,5 @@
 """Description of a panoptic segmentation dataset's label space.
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022.
 Panoptic label encoding: Kirillov et al., "Panoptic Segmentation", CVPR 2019;
 a panoptic id is `class_id * panoptic_label_divisor + instance_id`, as in
 DeepLab2.

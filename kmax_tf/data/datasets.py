@@ -1,6 +1,5 @@
 """Label spaces of the panoptic datasets kMaX-DeepLab is trained on.
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022.
 Datasets: COCO panoptic (Lin et al., ECCV 2014; Kirillov et al., CVPR 2019),
 Cityscapes (Cordts et al., CVPR 2016), ADE20K (Zhou et al., CVPR 2017).
 

@@ -1,7 +1,5 @@
 """DatasetDescriptor <-> JSON, stored next to a dataset's TFRecord shards.
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022.
-
 The converter writes `dataset_descriptor.json` into its output directory, so
 the label space of a custom dataset (classes, thing classes, ignore label,
 label divisor, colours, category ids) travels with its records and the input

@@ -1,8 +1,6 @@
 """File reading for the converters, without importing TensorFlow for local
 paths.
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022.
-
 Converter worker processes must start fast, so local files go through the
 standard library; paths with a scheme (gs://, s3://, ...) go through
 tf.io.gfile, imported on first use.

@@ -1,7 +1,5 @@
 """tf.data input pipeline of panoptic TFRecords for kMaX-DeepLab.
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022.
-
 make_dataset(dataset_options, descriptor, is_training) reads the TFRecord
 files of a config's DatasetOptions (DeepLab2's record format, see
 kmax_tf.data.tfrecord_format), runs PanopticSampleGenerator and batches

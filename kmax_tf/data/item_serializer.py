@@ -1,7 +1,5 @@
 """One conversion item -> serialized tf.train.Example, without TensorFlow.
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022.
-
 Converter worker processes run this; it imports only numpy, PIL and the
 TensorFlow-free parts of kmax_tf.data, so workers start in a fraction of a
 second (TensorFlow is imported only to read non-local paths, e.g. gs://).

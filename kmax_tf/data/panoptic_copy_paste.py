@@ -1,6 +1,6 @@
 """Panoptic copy-paste augmentation.
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022 (section 4,
+kMaX-DeepLab (section 4,
 "panoptic copy-paste"), extending thing copy-paste (Fang et al., InstaBoost,
 ICCV 2019; Ghiasi et al., "Simple Copy-Paste", CVPR 2021) to stuff and void.
 

@@ -1,7 +1,5 @@
 """The error kmax_tf's data tools raise for missing, corrupt or invalid data.
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022.
-
 A ValueError subclass, so callers that only know "bad value" still catch it.
 Messages name the file (and record or segment) at fault and, where there is
 one, the command that fixes it.

@@ -1,6 +1,5 @@
 """Panoptic labels from COCO-panoptic-format annotations (PNG + segments_info).
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022.
 Format: Kirillov et al., "Panoptic Segmentation", CVPR 2019 (COCO panoptic:
 an RGB PNG whose colour encodes a segment id R + 256 G + 65536 B, and a JSON
 list `segments_info` giving each segment's category, area and crowd flag).

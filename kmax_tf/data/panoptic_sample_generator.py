@@ -1,6 +1,5 @@
 """Turns a decoded image + panoptic label into model inputs and loss targets.
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022.
 MaX-DeepLab targets (thing-id masks): Wang et al., "MaX-DeepLab", CVPR 2021.
 Panoptic-DeepLab targets (centers, offsets): Cheng et al., CVPR 2020.
 

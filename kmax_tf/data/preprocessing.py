@@ -1,6 +1,6 @@
 """Geometric preprocessing of an image and its panoptic label.
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022 (training
+kMaX-DeepLab (training
 recipe: random scale, crop, flip, as in DeepLab2).
 
 The arithmetic follows DeepLab2's input preprocessing so that kmax_tf feeds a

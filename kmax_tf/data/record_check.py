@@ -1,7 +1,5 @@
 """Integrity checks of TFRecord files, naming the file at fault.
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022.
-
 TensorFlow's record reader reports corruption as "corrupted record at
 <offset>" without the file. These checks walk the record framing (8-byte
 length, masked CRC-32C of the length, data, masked CRC-32C of the data) and

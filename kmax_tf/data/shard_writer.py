@@ -1,7 +1,5 @@
 """Writes conversion items into sharded TFRecord files, in parallel.
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022.
-
 Shards are named `{split}-{index:05d}-of-{count:05d}.tfrecord` (DeepLab2's
 names, so file patterns such as "train*.tfrecord" keep working). Worker
 processes (started with "spawn", never forked from a process that may hold

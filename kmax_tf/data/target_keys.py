@@ -1,7 +1,5 @@
 """Names of the input pipeline's sample entries: DeepLab2's names.
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022.
-
 Keeping DeepLab2's strings lets losses and evaluators written against
 DeepLab2's sample dicts read kmax_tf's unchanged.
 """

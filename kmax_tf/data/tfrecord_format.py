@@ -1,7 +1,5 @@
 """The TFRecord format of panoptic segmentation examples (DeepLab2's format).
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022.
-
 One tf.train.Example per image, with the features DeepLab2's converters write
 and its SegmentationDecoder reads, so records are interchangeable between the
 two code bases:

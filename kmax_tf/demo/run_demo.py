@@ -2,7 +2,7 @@ r"""The bundled demo: synthetic data -> TFRecords -> training -> PQ, in one comm
 
   python -m kmax_tf.demo [--work_dir=runs/demo] [--fresh]
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022. A fresh
+A fresh
 machine has no COCO, so the demo trains on the package's synthetic panoptic
 dataset (kmax_tf.demo.synthetic_panoptic): it writes the scenes in COCO
 panoptic format, converts them with the custom-dataset converter exactly as a
@@ -18,11 +18,11 @@ import os
 import shutil
 import sys
 import time
-from typing import Optional, Sequence
 
 from absl import flags
 from absl import logging
 
+from kmax_tf import cli
 from kmax_tf.demo import synthetic_panoptic
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
@@ -59,16 +59,16 @@ def _convert(raw_dir: str, records_dir: str) -> None:
     return
   # The converter's command line, as a user converting their own data runs it.
   code = build_panoptic_tfrecords.main([
-      "build_panoptic_tfrecords", "--format=custom", f"--root={raw_dir}",
+      "--format=custom", f"--root={raw_dir}",
       f"--dataset_name={synthetic_panoptic.DATASET_NAME}", f"--splits={','.join(SPLITS)}",
       f"--output_dir={records_dir}", "--progress=false"])
   if code:
     raise RuntimeError(f"converting the demo data failed (exit code {code})")
 
 
-def run(argv: Optional[Sequence[str]] = None) -> float:
-  """Runs the demo; returns the held-out PQ (0..1)."""
-  _FLAGS(list(argv) if argv is not None else sys.argv)
+def _demo_command(f: flags.FlagValues) -> int:
+  """Runs the demo and prints the held-out PQ."""
+  del f  # the helpers read _FLAGS, which cli.run has parsed
   logging.set_verbosity(logging.WARNING)
   # TensorFlow's C++ start-up notices would bury the demo's output.
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -126,18 +126,7 @@ def run(argv: Optional[Sequence[str]] = None) -> float:
   print(f"[demo] PQ on the held-out split ({counts[1][1]} images): {100 * pq['All']['pq']:.1f} "
         f"(things {100 * pq['Things']['pq']:.1f}, stuff {100 * pq['Stuff']['pq']:.1f}); "
         f"per class in {os.path.join(model_dir, 'eval', 'panoptic_quality.json')}", flush=True)
-  return pq["All"]["pq"]
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-  argv = list(sys.argv if argv is None else argv)
-  if any(a in ("--help", "-h", "--helpshort") for a in argv[1:]):
-    print(__doc__)
-    print(_FLAGS.module_help(sys.modules[__name__]))
-    return 0
-  try:
-    run(argv)
-  except flags.Error as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
   return 0
+
+
+main = cli.command(_FLAGS, _demo_command, __doc__)

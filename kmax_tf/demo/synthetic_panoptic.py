@@ -1,6 +1,6 @@
 """A synthetic panoptic dataset in COCO panoptic format, for the bundled demo.
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022. Format:
+Format:
 Kirillov et al., "Panoptic Segmentation", CVPR 2019 (COCO panoptic: one RGB
 PNG per image whose colour encodes the segment id R + 256 G + 256^2 B, and a
 JSON listing images, segments and categories).

@@ -1,5 +1,5 @@
 """Streaming mean IoU from a confusion matrix (the semantic-segmentation metric reported with
-kMaX-DeepLab, Yu et al., ECCV 2022, and in the Cityscapes / ADE20K benchmarks).
+kMaX-DeepLab, and in the Cityscapes / ADE20K benchmarks).
 
 IoU_c = TP_c / (TP_c + FP_c + FN_c) over all pixels seen; mIoU averages it over the classes
 whose denominator is non-zero. Ground-truth pixels labelled `ignored_label` are left out. A

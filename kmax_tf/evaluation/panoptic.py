@@ -18,13 +18,12 @@ runs (about 3% of the pixels on COCO) instead of sorting 64-bit keys of every pi
 Images are spread over worker processes; a progress bar shows their completion.
 
 Usage:
-  python -m kmax_tf.evaluation.panoptic --gt_json=GT.json --gt_folder=GT_PNGS \
+  kmax-evaluate --gt_json=GT.json --gt_folder=GT_PNGS \
       --pred_json=PRED.json --pred_folder=PRED_PNGS [--format=coco|cityscapes] \
-      [--output_json=RESULTS.json] [--num_workers=N] [--no_progress]
+      [--output_json=RESULTS.json] [--num_workers=N] [--noprogress]
 
-Malformed inputs raise PanopticInputError (exit status 2 on the command line) naming the image.
+Malformed inputs raise PanopticInputError (exit status 1 on the command line) naming the image.
 """
-import argparse
 import json
 import math
 import multiprocessing
@@ -33,8 +32,10 @@ import sys
 import time
 from typing import Mapping, Optional, Sequence
 
+from absl import flags
 import numpy as np
 
+from kmax_tf import cli
 from kmax_tf.evaluation import panoptic_png
 from kmax_tf.evaluation import pq_stats
 from kmax_tf.evaluation.panoptic_input_error import PanopticInputError
@@ -354,50 +355,44 @@ def _progress_bar(total: int, enabled: bool):
   return tqdm(total=total, unit="img", desc="panoptic quality", file=sys.stderr)
 
 
-def _parse_args(argv):
-  parser = argparse.ArgumentParser(
-      prog="python -m kmax_tf.evaluation.panoptic",
-      description="Panoptic quality of COCO-panoptic-format predictions, equal to panopticapi "
-                  "pq_compute and cityscapesScripts evaluatePanoptic.")
-  parser.add_argument("--gt_json", required=True, help="ground-truth JSON (COCO panoptic format)")
-  parser.add_argument("--gt_folder", default=None,
-                      help="ground-truth PNG folder (default: gt_json without .json)")
-  parser.add_argument("--pred_json", required=True, help="prediction JSON")
-  parser.add_argument("--pred_folder", default=None,
-                      help="prediction PNG folder (default: pred_json without .json)")
-  parser.add_argument("--format", choices=("coco", "cityscapes"), default="coco",
-                      help="table layout: panopticapi's (coco) or cityscapesScripts' (cityscapes, "
-                           "with one row per category); the numbers are the same")
-  parser.add_argument("--output_json", default=None, help="where to write the results as JSON")
-  parser.add_argument("--num_workers", type=int, default=None,
-                      help="worker processes (default: one per CPU core)")
-  parser.add_argument("--no_progress", action="store_true", help="hide the progress bar")
-  args = parser.parse_args(argv)
-  if args.gt_folder is None:
-    args.gt_folder = os.path.splitext(args.gt_json)[0]
-  if args.pred_folder is None:
-    args.pred_folder = os.path.splitext(args.pred_json)[0]
-  return args
+_FLAGS = flags.FlagValues()
+flags.DEFINE_string("gt_json", None, "Ground-truth JSON (COCO panoptic format).", required=True,
+                    flag_values=_FLAGS)
+flags.DEFINE_string("gt_folder", None, "Ground-truth PNG folder (default: gt_json without .json).",
+                    flag_values=_FLAGS)
+flags.DEFINE_string("pred_json", None, "Prediction JSON.", required=True, flag_values=_FLAGS)
+flags.DEFINE_string("pred_folder", None,
+                    "Prediction PNG folder (default: pred_json without .json).",
+                    flag_values=_FLAGS)
+flags.DEFINE_enum("format", "coco", ("coco", "cityscapes"),
+                  "Table layout: panopticapi's (coco) or cityscapesScripts' (cityscapes, with one "
+                  "row per category); the numbers are the same.", flag_values=_FLAGS)
+flags.DEFINE_string("output_json", None, "Where to write the results as JSON.",
+                    flag_values=_FLAGS)
+flags.DEFINE_integer("num_workers", None, "Worker processes (default: one per CPU core).",
+                     flag_values=_FLAGS)
+flags.DEFINE_bool("progress", True, "Show a progress bar (--noprogress hides it).",
+                  flag_values=_FLAGS)
 
 
-def main(argv=None) -> int:
-  args = _parse_args(argv)
+def _evaluate_command(f: flags.FlagValues) -> int:
   start = time.time()
-  try:
-    sums = accumulate(args.gt_json, args.gt_folder, args.pred_json, args.pred_folder,
-                      args.num_workers, progress=not args.no_progress)
-  except PanopticInputError as error:
-    print(f"error: {error}", file=sys.stderr)
-    return 2
+  gt_folder = f.gt_folder or os.path.splitext(f.gt_json)[0]
+  pred_folder = f.pred_folder or os.path.splitext(f.pred_json)[0]
+  sums = accumulate(f.gt_json, gt_folder, f.pred_json, pred_folder, f.num_workers,
+                    progress=f.progress)
   results = pq_stats.summarize(sums["category_ids"], sums["is_thing"], sums["iou"], sums["tp"],
                                sums["fp"], sums["fn"])
   names = dict(zip(sums["category_ids"], sums["names"]))
-  print(pq_stats.format_table(results, style=args.format, category_names=names))
+  print(pq_stats.format_table(results, style=f.format, category_names=names))
   print("Time elapsed: {:0.2f} seconds".format(time.time() - start))
-  if args.output_json:
+  if f.output_json:
     text = json.dumps(pq_stats.to_json_ready(results), indent=2, sort_keys=True)
-    panoptic_png.atomic_write_bytes(args.output_json, (text + "\n").encode("utf-8"))
+    panoptic_png.atomic_write_bytes(f.output_json, (text + "\n").encode("utf-8"))
   return 0
+
+
+main = cli.command(_FLAGS, _evaluate_command, __doc__, input_errors=(PanopticInputError,))
 
 
 if __name__ == "__main__":

@@ -1,1 +1,4 @@
-"""Deployment of kMaX-DeepLab (Yu et al., ECCV 2022): SavedModel and TFLite export."""
+"""Deployment of kMaX-DeepLab: SavedModel and TFLite export.
+
+kMaX-DeepLab: Qihang Yu et al., "k-means Mask Transformer", ECCV 2022 (arXiv:2207.04044).
+"""

@@ -1,4 +1,4 @@
-"""Exports kMaX-DeepLab (Yu et al., ECCV 2022) as a standalone SavedModel.
+"""Exports kMaX-DeepLab as a standalone SavedModel.
 
 The SavedModel (TF Serving layout `<output_dir>`, put it under a numbered
 version folder for the model server) holds the three signatures of

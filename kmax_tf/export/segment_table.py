@@ -1,6 +1,6 @@
 """Per-segment summary of a panoptic map, in TFLite-builtin operations.
 
-kMaX-DeepLab (Yu et al., "k-means Mask Transformer", ECCV 2022) pastes its mask
+kMaX-DeepLab pastes its mask
 slots in order of confidence; the post-processor's `instance_pred` is the
 paste position (1-based) of the slot covering each pixel, and it also returns
 per-slot tables in paste order: the panoptic id each slot's pixels carry and the

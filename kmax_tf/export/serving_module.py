@@ -1,7 +1,5 @@
 """A self-contained tf.Module serving kMaX-DeepLab with pre- and post-processing.
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022.
-
 Signatures (all take a batch; see export/README.md for the full contract):
   serving_default    images uint8 [B, H, W, 3] -> maps at H x W + segment table
   serve_image_bytes  image_bytes string [B] (JPEG/PNG) -> maps padded to the

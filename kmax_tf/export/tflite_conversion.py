@@ -1,7 +1,5 @@
 """Converts an exported kMaX-DeepLab SavedModel to TFLite, post-processing included.
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022.
-
 The `serving_default` signature (uint8 images in, panoptic maps and segment
 table out) is converted with TFLite builtin operators only, so the file runs
 in the stock interpreter (ai_edge_litert or tf.lite) without Flex delegates:

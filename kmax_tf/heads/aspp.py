@@ -3,8 +3,8 @@
 ASPP of DeepLabv3 (Chen et al., "Rethinking Atrous Convolution for Semantic
 Image Segmentation", 2017) with ParseNet image pooling (Liu et al., 2015), as
 used by Panoptic-DeepLab (Cheng et al., CVPR 2020) and by the auxiliary
-semantic decoder of kMaX-DeepLab (Yu et al., "k-means Mask Transformer", ECCV
-2022): a 1x1 conv, three dilated 3x3 convs and an image-pooling branch, each
+semantic decoder of kMaX-DeepLab: a 1x1 conv, three dilated 3x3 convs and an
+image-pooling branch, each
 conv + BN + activation, concatenated and projected by a 1x1 conv + BN +
 activation, then dropout.
 

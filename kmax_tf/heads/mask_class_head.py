@@ -1,8 +1,8 @@
 """Mask and class prediction from pixel features and cluster centers.
 
 The MaX-DeepLab prediction head (Wang et al., "MaX-DeepLab: End-to-End Panoptic
-Segmentation with Mask Transformers", CVPR 2021) as kMaX-DeepLab uses it (Yu et
-al., "k-means Mask Transformer", ECCV 2022), without the auxiliary semantic
+Segmentation with Mask Transformers", CVPR 2021) as kMaX-DeepLab uses it, without
+the auxiliary semantic
 branch:
 
   pixel embedding  e = l2_normalize(BN(PanopticSingleHead(feature_panoptic)))

@@ -2,7 +2,7 @@
 
 Panoptic-DeepLab (Cheng et al., CVPR 2020) predicts each output with a 5x5
 convolution block followed by a 1x1 convolution; MaX-DeepLab (Wang et al.,
-CVPR 2021) and kMaX-DeepLab (Yu et al., "k-means Mask Transformer", ECCV 2022)
+CVPR 2021) and kMaX-DeepLab
 reuse it for the pixel-embedding head and the auxiliary semantic head.
 
 `conv_type='depthwise_separable_conv'` makes the conv block a 5x5 depthwise

@@ -1,6 +1,6 @@
 """Auxiliary semantic decoder of kMaX-DeepLab: ASPP + low-level feature fusion.
 
-kMaX-DeepLab (Yu et al., "k-means Mask Transformer", ECCV 2022), like
+kMaX-DeepLab, like
 MaX-DeepLab (Wang et al., CVPR 2021), adds an auxiliary semantic segmentation
 loss. When the semantic feature (the stride-32 backbone output) is coarser
 than the panoptic feature, a Panoptic-DeepLab (Cheng et al., CVPR 2020)

@@ -1,6 +1,6 @@
 """Activation lookup by the names DeepLab2 configs use.
 
-GELU is the exact (erf) form: kMaX-DeepLab (Yu et al., ECCV 2022) and DeepLab2
+GELU is the exact (erf) form: kMaX-DeepLab and DeepLab2
 use `approximate=False`, and the tanh form would break checkpoint parity.
 """
 import math

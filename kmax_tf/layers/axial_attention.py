@@ -3,8 +3,7 @@
 Axial-DeepLab (Wang et al., "Axial-DeepLab: Stand-Alone Axial-Attention for
 Panoptic Segmentation", ECCV 2020) factorizes 2-D self-attention into two 1-D
 attentions with relative positional encodings on queries, keys and values;
-MaX-DeepLab (CVPR 2021) and kMaX-DeepLab (Yu et al., "k-means Mask
-Transformer", ECCV 2022) use it in the axial-ResNet backbone and the pixel
+MaX-DeepLab (CVPR 2021) and kMaX-DeepLab use it in the axial-ResNet backbone and the pixel
 decoder.
 
 For input x [B, L, C] and each head:

@@ -1,8 +1,8 @@
 """2-D axial attention: height-axis then width-axis attention.
 
 Axial-DeepLab (Wang et al., ECCV 2020) replaces the 3x3 convolution of a
-bottleneck block with this pair of 1-D attentions; kMaX-DeepLab (Yu et al.,
-ECCV 2022) uses it in its axial-ResNet backbone and pixel decoder. A stride is
+bottleneck block with this pair of 1-D attentions; kMaX-DeepLab uses it in its
+axial-ResNet backbone and pixel decoder. A stride is
 applied by subsampling after each axis (height after the height attention,
 width after the width attention), as DeepLab2 does, so a strided layer still
 attends over the full-resolution axis first.

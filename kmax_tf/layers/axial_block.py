@@ -1,8 +1,7 @@
 """Axial block: a bottleneck block whose 3x3 convolution is 2-D axial attention.
 
 Axial-DeepLab (Wang et al., ECCV 2020) and MaX-DeepLab (Wang et al., CVPR
-2021) define the block; kMaX-DeepLab (Yu et al., "k-means Mask Transformer",
-ECCV 2022) uses it beyond stride 16 in the axial-ResNet-50 backbone and at
+2021) define the block; kMaX-DeepLab uses it beyond stride 16 in the axial-ResNet-50 backbone and at
 strides 32/16 of the pixel decoder:
 
   act(x) -> 1x1 conv+BN+act (2 * filters) -> AxialAttention2D(filters) -> act

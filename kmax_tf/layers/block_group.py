@@ -1,8 +1,8 @@
 """A stage of residual blocks (bottleneck and/or axial) at one resolution.
 
 Used by the (axial-)ResNet-50 pixel encoders (He et al., CVPR 2016; Wang et
-al., Axial-DeepLab, ECCV 2020) and the pixel decoder of kMaX-DeepLab (Yu et
-al., "k-means Mask Transformer", ECCV 2022). DeepLab2 derives the block type,
+al., Axial-DeepLab, ECCV 2020) and the pixel decoder of kMaX-DeepLab. DeepLab2
+derives the block type,
 stride, atrous rate and drop-path rate of every block from strides inside one
 generic BlockGroup; here the caller states them explicitly:
 

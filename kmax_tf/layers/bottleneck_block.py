@@ -1,7 +1,6 @@
 """ResNet bottleneck block (He et al., "Deep Residual Learning for Image
 Recognition", CVPR 2016) in DeepLab2's form, as used by the ResNet-50 pixel
-encoder and the high-resolution pixel-decoder stages of kMaX-DeepLab (Yu et
-al., "k-means Mask Transformer", ECCV 2022).
+encoder and the high-resolution pixel-decoder stages of kMaX-DeepLab.
 
 DeepLab2 conventions kept for checkpoint parity:
 - the block takes the *pre-activation* output of the previous block and

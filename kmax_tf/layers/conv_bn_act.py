@@ -1,7 +1,7 @@
 """Convolution -> optional batch norm -> optional activation.
 
-The building block of every kMaX-DeepLab component (Yu et al., "k-means Mask
-Transformer", ECCV 2022). Strided convolutions pad explicitly and symmetrically
+The building block of every kMaX-DeepLab component. Strided convolutions pad
+explicitly and symmetrically
 (DeepLab2's `Conv2DSame`), because Keras 'same' padding puts the extra row at the
 bottom-right and would shift every feature map by one pixel against DeepLab2
 checkpoints.

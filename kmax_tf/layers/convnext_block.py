@@ -1,7 +1,6 @@
 """ConvNeXt block (Liu et al., "A ConvNet for the 2020s", CVPR 2022).
 
-The block of the ConvNeXt pixel encoder that kMaX-DeepLab (Yu et al., "k-means
-Mask Transformer", ECCV 2022) uses, computed in channels-last layout as
+The block of the ConvNeXt pixel encoder that kMaX-DeepLab uses, computed in channels-last layout as
 DeepLab2 does:
 
   x + drop_path(layer_scale * dense(gelu(dense(layer_norm(dwconv7x7(x))))))

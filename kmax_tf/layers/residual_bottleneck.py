@@ -1,8 +1,7 @@
 """Shared wiring of DeepLab2's pre-activation residual bottleneck blocks.
 
 Both the ResNet bottleneck block (He et al., CVPR 2016) and the axial block of
-Axial-DeepLab (Wang et al., ECCV 2020) that kMaX-DeepLab (Yu et al., "k-means
-Mask Transformer", ECCV 2022) uses are, in DeepLab2's form,
+Axial-DeepLab (Wang et al., ECCV 2020) that kMaX-DeepLab uses are, in DeepLab2's form,
 
   out = drop_path(residual(act(x))) + shortcut(act(x))
 

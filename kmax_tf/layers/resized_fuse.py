@@ -2,8 +2,7 @@
 
 The skip-connection fuser of MaX-DeepLab's stacked decoder (Wang et al.,
 "MaX-DeepLab: End-to-End Panoptic Segmentation with Mask Transformers",
-CVPR 2021), reused by the kMaX-DeepLab pixel decoder (Yu et al., "k-means Mask
-Transformer", ECCV 2022). Each input is brought to (height, width,
+CVPR 2021), reused by the kMaX-DeepLab pixel decoder. Each input is brought to (height, width,
 num_channels), then all are summed:
 
 * an input that already has `num_channels` is only resized (no 1x1 conv: its

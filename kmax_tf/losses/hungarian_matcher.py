@@ -1,6 +1,6 @@
 """In-graph optimal linear assignment (Hungarian matching) for batches of costs.
 
-MaX-DeepLab (Wang et al., CVPR 2021) and kMaX-DeepLab (Yu et al., ECCV 2022)
+MaX-DeepLab (Wang et al., CVPR 2021) and kMaX-DeepLab
 match predicted masks to ground-truth masks by a minimum-cost one-to-one
 assignment before computing the PQ-style loss.
 

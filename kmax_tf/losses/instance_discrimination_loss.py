@@ -2,7 +2,7 @@
 
 Two variants, as in DeepLab2:
 - `pixel_contrastive_instance_discrimination_loss` (CMT-DeepLab, Yu et al.,
-  CVPR 2022; used by kMaX-DeepLab, Yu et al., ECCV 2022): K sampled pixels;
+  CVPR 2022; used by kMaX-DeepLab): K sampled pixels;
   each pixel's feature should be closer to the features of the sampled pixels
   of its own ground-truth mask than to the others (a supervised contrastive
   loss over the K x K feature similarities).

@@ -1,6 +1,6 @@
 """The kMaX-DeepLab training loss: all terms with deep supervision.
 
-kMaX-DeepLab (Yu et al., "k-means Mask Transformer", ECCV 2022) trains with the
+kMaX-DeepLab trains with the
 MaX-DeepLab losses (Wang et al., "End-to-End Panoptic Segmentation with Mask
 Transformers", CVPR 2021): the PQ-style loss (class term + mask dice term) on
 Hungarian-matched mask slots, the mask-ID cross-entropy, an instance

@@ -1,6 +1,6 @@
 """Ground-truth masks at the loss resolution for MaX-DeepLab / kMaX-DeepLab losses.
 
-MaX-DeepLab (Wang et al., CVPR 2021) and kMaX-DeepLab (Yu et al., ECCV 2022)
+MaX-DeepLab (Wang et al., CVPR 2021) and kMaX-DeepLab
 treat panoptic ground truth as a padded set of binary masks: one per thing
 instance (up to `max_thing_id`, the length of `thing_id_class_gt`) followed by
 one per stuff class. Static shapes are kept (TPU): absent masks are "void".

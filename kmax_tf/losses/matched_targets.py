@@ -1,7 +1,7 @@
 """Mask-slot targets from Hungarian matching of predictions to ground truth.
 
-MaX-DeepLab (Wang et al., CVPR 2021), Sec. 3.2 / kMaX-DeepLab (Yu et al.,
-ECCV 2022): ground-truth masks are matched one-to-one to mask slots by
+MaX-DeepLab (Wang et al., CVPR 2021), Sec. 3.2 / kMaX-DeepLab: ground-truth masks
+are matched one-to-one to mask slots by
 maximizing the PQ-style similarity  dice(mask) * p(class); the matched slots
 become positives (their class and mask targets come from the matched ground
 truth), all other slots are trained towards the void class.

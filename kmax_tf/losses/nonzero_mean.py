@@ -1,6 +1,6 @@
 """Per-image mean of the non-zero (optionally top-k) element losses.
 
-MaX-DeepLab (Wang et al., CVPR 2021) / kMaX-DeepLab (Yu et al., ECCV 2022)
+MaX-DeepLab (Wang et al., CVPR 2021) / kMaX-DeepLab
 losses, as DeepLab2 reduces them: each image's element losses (pixels or mask
 slots) are averaged over the elements whose weighted loss is non-zero, so void
 or zero-weight elements neither add loss nor dilute the mean. With

@@ -1,6 +1,6 @@
 """Object-size balanced pixel sampling (CMT-DeepLab / kMaX-DeepLab).
 
-CMT-DeepLab (Yu et al., CVPR 2022) and kMaX-DeepLab (Yu et al., ECCV 2022)
+CMT-DeepLab (Yu et al., CVPR 2022) and kMaX-DeepLab
 compute the pixel-wise losses on K sampled pixels. Pixels are drawn without
 replacement with probability proportional to (1 / area of their mask) ** T,
 which favours small objects for T > 0; void pixels are only drawn when fewer

@@ -1,6 +1,6 @@
 """Auxiliary semantic segmentation loss of MaX-DeepLab / kMaX-DeepLab.
 
-MaX-DeepLab (Wang et al., CVPR 2021) and kMaX-DeepLab (Yu et al., ECCV 2022)
+MaX-DeepLab (Wang et al., CVPR 2021) and kMaX-DeepLab
 add a per-pixel softmax cross-entropy on an auxiliary semantic head. The
 ground truth and its per-pixel weights are brought to the logits' resolution by
 strided slicing; ignored pixels get weight 0; the weighted losses are averaged

@@ -1,6 +1,6 @@
 """Label downsampling by strided slicing, as MaX-DeepLab / kMaX-DeepLab losses do.
 
-kMaX-DeepLab (Yu et al., ECCV 2022) computes its losses at the output stride of
+kMaX-DeepLab computes its losses at the output stride of
 the pixel decoder. Ground-truth maps of size (H - 1) * s + 1 are brought to the
 output size by keeping every s-th pixel, which with aligned-corner features is
 exactly the label under each output pixel (no interpolation of labels).

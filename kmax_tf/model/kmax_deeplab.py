@@ -1,6 +1,6 @@
 """The kMaX-DeepLab meta architecture.
 
-Qihang Yu et al., "k-means Mask Transformer", ECCV 2022: a pixel encoder, an
+kMaX-DeepLab is a pixel encoder, an
 enhanced pixel decoder, a kMaX transformer decoder whose cluster centers are
 updated by k-means cross-attention, mask/class heads, an auxiliary semantic
 branch (training only) and mask-wise panoptic post-processing.

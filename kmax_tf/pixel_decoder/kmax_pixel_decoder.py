@@ -1,6 +1,6 @@
 """The kMaX-DeepLab pixel decoder.
 
-k-means Mask Transformer (Yu et al., ECCV 2022) decodes the pixel-encoder
+k-means Mask Transformer decodes the pixel-encoder
 features with a simple stacked decoder, as CMT-DeepLab (Yu et al., CVPR 2022)
 and MaX-DeepLab-S (Wang et al., CVPR 2021) do: starting at stride 32, each
 stage is a group of residual blocks (axial-attention blocks, Axial-DeepLab,

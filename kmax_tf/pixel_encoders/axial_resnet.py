@@ -2,8 +2,8 @@
 
 ResNet (He et al., CVPR 2016) and Axial-ResNet (Wang et al., Axial-DeepLab,
 ECCV 2020; MaX-DeepLab-S backbone, CVPR 2021) with output stride 32, the two
-ResNet-family encoders of kMaX-DeepLab (Yu et al., "k-means Mask Transformer",
-ECCV 2022). Presets: `resnet50.resnet50()` (7x7 stem, ReLU, bottlenecks only)
+ResNet-family encoders of kMaX-DeepLab. Presets: `resnet50.resnet50()` (7x7 stem,
+ReLU, bottlenecks only)
 and `axial_resnet50.axial_resnet50()` (inception stem, GELU, axial blocks
 wherever the block's input stride is >= 16).
 

@@ -1,4 +1,4 @@
-"""Axial-ResNet-50 pixel encoder of kMaX-DeepLab (Yu et al., ECCV 2022).
+"""Axial-ResNet-50 pixel encoder of kMaX-DeepLab.
 
 DeepLab2's `axial_resnet50`, the MaX-DeepLab-S backbone (Wang et al., CVPR
 2021): inception stem, GELU, axial-attention blocks (Axial-DeepLab, ECCV 2020)

@@ -1,6 +1,6 @@
 """ConvNeXt pixel encoder (Liu et al., "A ConvNet for the 2020s", CVPR 2022).
 
-As used by kMaX-DeepLab (Yu et al., "k-means Mask Transformer", ECCV 2022) in
+As used by kMaX-DeepLab in
 DeepLab2: a 4x4/4 patchify stem and three 2x2/2 downsampling layers, each
 followed by a stage of `ConvNeXtBlock`s. Input is the normalized image
 (image / 127.5 - 1), [B, H, W, 3]. Named sizes: `convnext_sizes.CONVNEXT_SIZES`.

@@ -1,7 +1,7 @@
 """Named ConvNeXt sizes (Liu et al., "A ConvNet for the 2020s", CVPR 2022).
 
 Keys are DeepLab2's pixel-encoder names: a kMaX-DeepLab config backbone name such
-as `kmax_convnext_tiny` (Yu et al., ECCV 2022) minus its `kmax_` prefix. Use as
+as `kmax_convnext_tiny` minus its `kmax_` prefix. Use as
 `ConvNeXt(**CONVNEXT_SIZES["convnext_tiny"], drop_path_keep_prob=...)`.
 Encoder parameter counts (DeepLab2, zero-padded kMaX variant, no head):
 tiny 27,818,592; small 49,453,152; base 87,564,416; large 196,227,264;

@@ -3,7 +3,7 @@
 Three 3x3 convolutions (stride 2, 1, 1) instead of one 7x7, following the
 Inception-v4 stem (Szegedy et al., AAAI 2017) as adopted by DeepLab's
 ResNet-beta and by MaX-DeepLab-S (Wang et al., CVPR 2021), whose backbone is the
-axial-ResNet-50 pixel encoder of kMaX-DeepLab (Yu et al., ECCV 2022). The last
+axial-ResNet-50 pixel encoder of kMaX-DeepLab. The last
 convolution has no activation: the stem output is the pre-activation `stage1`
 endpoint at stride 2.
 """

@@ -1,7 +1,7 @@
 """MOAT pixel encoder (Yang et al., "MOAT: Alternating Mobile Convolution and
 Attention Brings Strong Vision Models", ICLR 2023).
 
-As DeepLab2 builds it for kMaX-DeepLab (Yu et al., ECCV 2022): a stem of 3x3
+As DeepLab2 builds it for kMaX-DeepLab: a stem of 3x3
 convolutions (the first with stride 2; BN + GELU between them, none after the
 last), then four stages whose first block has stride 2: two stages of
 MBConv blocks (with squeeze-and-excitation) and two of MOAT blocks with global

@@ -1,4 +1,4 @@
-"""ResNet-50 pixel encoder of kMaX-DeepLab (Yu et al., ECCV 2022).
+"""ResNet-50 pixel encoder of kMaX-DeepLab.
 
 DeepLab2's `resnet50` (He et al., CVPR 2016, in DeepLab2's form: 7x7 stem
 without max-pool, ReLU, output stride 32); see `axial_resnet.AxialResNet`.

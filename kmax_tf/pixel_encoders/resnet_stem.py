@@ -2,7 +2,7 @@
 
 He et al. ("Deep Residual Learning for Image Recognition", CVPR 2016) start
 with a 7x7/2 convolution and a 3x3/2 max-pool. DeepLab2, whose ResNet-50
-kMaX-DeepLab (Yu et al., "k-means Mask Transformer", ECCV 2022) checkpoints we
+kMaX-DeepLab checkpoints we
 load, keeps only the convolution + BN: there is no max-pool (the first
 bottleneck of stage 2 is strided instead) and no activation here (the
 encoder applies it to produce `res1` and the first block applies it again to

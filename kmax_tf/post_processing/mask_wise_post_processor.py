@@ -1,6 +1,6 @@
 """Mask-wise panoptic post-processing of kMaX-DeepLab outputs.
 
-kMaX-DeepLab (Yu et al., "k-means Mask Transformer", ECCV 2022) turns its N mask
+kMaX-DeepLab turns its N mask
 slots into a panoptic map the mask-wise way of MaskFormer (Cheng et al., NeurIPS
 2021), Panoptic SegFormer (Li et al., CVPR 2022) and CMT-DeepLab (Yu et al.,
 CVPR 2022): every slot gives a binary mask (pixel probability above a threshold);

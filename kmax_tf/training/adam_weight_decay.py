@@ -1,6 +1,6 @@
 """Adam with decoupled weight decay on selected variables: kMaX-DeepLab's optimizer.
 
-kMaX-DeepLab (Yu et al., "k-means Mask Transformer", ECCV 2022) trains with
+kMaX-DeepLab trains with
 AdamW (Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR
 2019) as DeepLab2 implements it: before each Adam step, every selected
 variable shrinks by `learning_rate * weight_decay * variable`, where

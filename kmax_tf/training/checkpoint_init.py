@@ -1,7 +1,5 @@
 """Initial weights and resume checks of the kMaX-DeepLab trainer.
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022.
-
 `model_options.initial_checkpoint` may be an ImageNet backbone or a full kMaX
 model, in DeepLab2's layout (model-only, trainer or backbone checkpoints; read
 through the explicit name map of kmax_tf.checkpoints) or in ours (any

@@ -1,6 +1,6 @@
 """tf.distribute strategies for the kMaX-DeepLab trainer.
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022 (trained on 32
+kMaX-DeepLab (trained on 32
 TPU cores; DeepLab2 supports one device, several GPUs or TPUs). Here:
 
   one_device             the first GPU, or the CPU

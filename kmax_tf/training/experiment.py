@@ -1,6 +1,6 @@
 """Runs a kMaX-DeepLab experiment: training, evaluation, or both.
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022. The flow is
+The flow is
 DeepLab2's train_lib (orbit controller, checkpoints every N steps keeping K,
 automatic resume from --model_dir, TensorBoard summaries under
 <model_dir>/train and <model_dir>/eval), with these additions:

@@ -1,6 +1,6 @@
 """Gradient recomputation ("checkpointing") for the kMaX-DeepLab trainer.
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022. Recomputation:
+Recomputation:
 Chen et al., "Training Deep Nets with Sublinear Memory Cost", 2016.
 
 With recomputation a layer keeps only its inputs during the forward pass; its

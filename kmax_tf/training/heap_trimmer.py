@@ -1,6 +1,6 @@
 """Returns the C heap's free pages to the OS while training runs.
 
-Training kMaX-DeepLab (Yu et al., "k-means Mask Transformer", ECCV 2022) in
+Training kMaX-DeepLab in
 TensorFlow optimizes a ~28k-op step graph on its first call. On glibc that
 leaves ~250 MB of freed but still resident pages scattered inside the heap
 (measured on the R50 257x257 benchmark step): glibc gives back only the free

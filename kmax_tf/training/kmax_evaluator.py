@@ -1,6 +1,6 @@
 """Panoptic-quality evaluation of kMaX-DeepLab, as an orbit StandardEvaluator.
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022. PQ: Kirillov et
+PQ: Kirillov et
 al., "Panoptic Segmentation", CVPR 2019, computed by the project's streaming
 metric (kmax_tf.evaluation.panoptic_quality, panopticapi semantics).
 

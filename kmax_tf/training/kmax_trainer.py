@@ -1,6 +1,6 @@
 """The training inner loop of kMaX-DeepLab, as an orbit StandardTrainer.
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022. The step is
+The step is
 DeepLab2's: every loss term is averaged over the (per-replica) batch with NaN
 replaced by 0, the total is divided by the number of replicas (gradients are
 summed across replicas), optional gradient clipping by global norm, and the

@@ -1,6 +1,6 @@
 """Optimizers and learning-rate schedules of the kMaX-DeepLab trainer.
 
-kMaX-DeepLab (Yu et al., "k-means Mask Transformer", ECCV 2022) trains with
+kMaX-DeepLab trains with
 AdamW (Loshchilov & Hutter, ICLR 2019), a linear warm-up then polynomial decay,
 and a smaller learning rate (x0.1) for the ImageNet-pretrained backbone. The
 rules are DeepLab2's, so its configs train the same way:

@@ -1,6 +1,6 @@
 """Panoptic predictions drawn over their images, for TensorBoard.
 
-kMaX-DeepLab: Yu et al., "k-means Mask Transformer", ECCV 2022. Panoptic maps
+Panoptic maps
 hold class * label_divisor + instance ids (Kirillov et al., CVPR 2019). Each
 segment gets its class colour, shifted per instance so touching instances of
 one class stay distinguishable, blended with the image; segment borders are

@@ -1,6 +1,6 @@
 """Linear learning-rate warm-up in front of another schedule.
 
-kMaX-DeepLab (Yu et al., "k-means Mask Transformer", ECCV 2022) trains with a
+kMaX-DeepLab trains with a
 linear warm-up followed by polynomial decay. As in DeepLab2, the wrapped
 schedule is evaluated at the global step itself (not at step - warmup), so the
 decay curve after the warm-up is the one the paper's configs were tuned with.

@@ -1,6 +1,6 @@
 """Multi-head self-attention among cluster centers (kMaX-DeepLab decoder).
 
-Yu et al., "k-means Mask Transformer", ECCV 2022: after the k-means
+In kMaX-DeepLab, after the k-means
 cross-attention, cluster centers exchange information by self-attention, in
 the memory-path form of MaX-DeepLab's dual-path transformer (Wang et al.,
 CVPR 2021):

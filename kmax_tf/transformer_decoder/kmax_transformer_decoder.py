@@ -1,6 +1,6 @@
 """The kMaX-DeepLab transformer decoder.
 
-Yu et al., "k-means Mask Transformer", ECCV 2022 (Sec. 3.3, Fig. 3): learned
+the kMaX-DeepLab paper (Sec. 3.3, Fig. 3): learned
 cluster centers (one per mask slot, 256-d) are refined by kMaX transformer
 layers on the pixel decoder's features from coarse to fine - by default two
 layers each on the stride-32, stride-16 and stride-8 features - and finally

@@ -1,6 +1,6 @@
 """One kMaX-DeepLab transformer decoder layer.
 
-Yu et al., "k-means Mask Transformer", ECCV 2022 (Sec. 3.2-3.3). The layer
+the kMaX-DeepLab paper (Sec. 3.2-3.3). The layer
 updates the cluster centers C [B, N, channels] from a pixel feature map
 F [B, H, W, Cf] of one decoder stage:
 

@@ -1,6 +1,6 @@
 """k-means cross-attention: the cluster-center update of kMaX-DeepLab.
 
-Yu et al., "k-means Mask Transformer", ECCV 2022 (Sec. 3.2): cross-attention
+the kMaX-DeepLab paper (Sec. 3.2): cross-attention
 from cluster centers to pixels, where the spatial softmax of standard
 cross-attention is replaced by a *cluster-wise argmax*. Each pixel is assigned
 to the cluster whose mask logit is largest (the k-means assignment step, a hard

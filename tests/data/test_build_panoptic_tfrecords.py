@@ -11,7 +11,7 @@ from kmax_tf.data import item_serializer
 def test_command_line(tmp_path, coco_root, capsys):
   output_dir = str(tmp_path / "coco")
   status = build_panoptic_tfrecords.main([
-      "build_panoptic_tfrecords", "--format=coco", f"--root={coco_root}",
+      "--format=coco", f"--root={coco_root}",
       "--splits=val", f"--output_dir={output_dir}", "--num_shards=2",
       "--num_workers=1", "--noprogress"])
   assert status == 0
@@ -22,23 +22,23 @@ def test_command_line(tmp_path, coco_root, capsys):
 
 
 def test_help(capsys):
-  assert build_panoptic_tfrecords.main(["build", "--help"]) == 0
+  assert build_panoptic_tfrecords.main(["--help"]) == 0
   out = capsys.readouterr().out
   assert "--format=custom" in out and "--label_divisor" in out
 
 
 def test_command_line_errors(tmp_path, capsys):
   assert build_panoptic_tfrecords.main([
-      "build_panoptic_tfrecords", "--format=kitti",
+      "--format=kitti",
       f"--output_dir={tmp_path}"]) == 2
   assert "--format" in capsys.readouterr().err
   assert build_panoptic_tfrecords.main([
-      "build_panoptic_tfrecords", "--format=custom",
-      f"--output_dir={tmp_path}"]) == 2
+      "--format=custom",
+      f"--output_dir={tmp_path}"]) == 1
   assert "--dataset_name" in capsys.readouterr().err
   assert build_panoptic_tfrecords.main([
-      "build_panoptic_tfrecords", "--format=coco", f"--root={tmp_path}",
-      "--splits=val", f"--output_dir={tmp_path}"]) == 2
+      "--format=coco", f"--root={tmp_path}",
+      "--splits=val", f"--output_dir={tmp_path}"]) == 1
   assert "panoptic_val2017.json does not exist" in capsys.readouterr().err
 
 

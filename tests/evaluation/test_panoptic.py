@@ -98,7 +98,7 @@ def test_cli_table_and_json_match_panopticapi(fixtures_root, tmp_path, capsys):
   paths = _pq_reference(fixtures_root)
   out_json = tmp_path / "results" / "pq.json"
   status = panoptic.main([f"--{k}={v}" for k, v in paths.items()] +
-                         [f"--output_json={out_json}", "--no_progress"])
+                         [f"--output_json={out_json}", "--noprogress"])
   assert status == 0
   printed = capsys.readouterr().out.splitlines()
   _, official = _quiet(pq_compute, paths["gt_json"], paths["pred_json"], paths["gt_folder"],
@@ -118,7 +118,7 @@ def test_cli_cityscapes_table_matches_cityscapesscripts(cityscapes_variants, tmp
   from cityscapesscripts.evaluation.evalPanopticSemanticLabeling import evaluatePanoptic
   paths = cityscapes_variants["mixed"]
   assert panoptic.main([f"--{k}={v}" for k, v in paths.items()] +
-                       ["--format=cityscapes", "--no_progress"]) == 0
+                       ["--format=cityscapes", "--noprogress"]) == 0
   printed = capsys.readouterr().out.splitlines()
   _, official = _quiet(evaluatePanoptic, paths["gt_json"], paths["gt_folder"],
                        paths["pred_json"], paths["pred_folder"], str(tmp_path / "r.json"))
@@ -257,8 +257,8 @@ def test_error_from_worker_process_and_cli_exit_status(editable, capsys):
   with pytest.raises(PanopticInputError, match=r"image 1: the ground-truth PNG is"):
     panoptic.evaluate(**paths, num_workers=2, progress=False)
   os.remove(bird)
-  status = panoptic.main([f"--{k}={v}" for k, v in paths.items()] + ["--no_progress"])
-  assert status == 2
+  status = panoptic.main([f"--{k}={v}" for k, v in paths.items()] + ["--noprogress"])
+  assert status == 1
   assert "error: Missing PNG: image 1" in capsys.readouterr().err
 
 

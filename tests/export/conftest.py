@@ -10,7 +10,6 @@ so that the default suite runs them; the modules that share them are one
 pytest-xdist group, so one worker builds them once.
 """
 import os
-import sys
 
 import numpy as np
 import pytest
@@ -23,8 +22,6 @@ from kmax_tf.testing import deeplab2_fixtures as fx
 from kmax_tf.testing import parity_models
 
 REPO_ROOT = fx.repo_root()
-if REPO_ROOT not in sys.path:
-  sys.path.insert(0, REPO_ROOT)  # the `export` tools package
 
 MODEL_NAME = "coco_r50"
 SMALL_CROP = 65
@@ -98,11 +95,12 @@ def config_args(crop, extra_overrides=()):
 
 
 def export_cli(checkpoint, output_dir, crop, extra_args=(), extra_overrides=()):
-  from export import export_model  # pylint: disable=g-import-not-at-top
+  from kmax_tf.export import export_command  # pylint: disable=g-import-not-at-top
   path, overrides = config_args(crop, extra_overrides)
   argv = [f"--config_file={path}", f"--checkpoint={checkpoint}", f"--output_dir={output_dir}"]
   argv += [f"--config_override={o}" for o in overrides] + list(extra_args)
-  return export_model.main(argv)
+  assert export_command.main(argv) == 0
+  return output_dir
 
 
 def keras_model(checkpoint, crop, extra_overrides=()):

@@ -106,16 +106,17 @@ def saved_model_outputs(saved_model, photos):
 
 @pytest.fixture(scope="module")
 def convert(saved_model, module_scratch, case):
-  from export import convert_tflite  # pylint: disable=g-import-not-at-top
+  from kmax_tf.export import convert_tflite_command  # pylint: disable=g-import-not-at-top
   converted = {}
 
   def run(quantization):
     if quantization not in converted:
       path = str(module_scratch.mktemp("tflite") / f"kmax_{quantization}.tflite")
       height, width = case.input_size
-      convert_tflite.main([f"--saved_model={saved_model}", f"--output={path}",
-                           f"--input_size={height}x{width}",
-                           f"--quantization={quantization}", f"--representative_dir={PHOTO_DIR}"])
+      status = convert_tflite_command.main([
+          f"--saved_model={saved_model}", f"--output={path}", f"--input_size={height}x{width}",
+          f"--quantization={quantization}", f"--representative_dir={PHOTO_DIR}"])
+      assert status == 0
       converted[quantization] = path
     return converted[quantization]
 

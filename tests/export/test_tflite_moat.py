@@ -30,7 +30,7 @@ pytestmark = pytest.mark.large
 
 
 def test_tiny_moat_kmax_float32_tflite_equals_saved_model(tmp_path):
-  from export import export_model  # pylint: disable=g-import-not-at-top
+  from kmax_tf.export import export_command  # pylint: disable=g-import-not-at-top
   checkpoint = deeplab2_checkpoint_writer.write_checkpoint(
       "coco_tiny_moat0", str(tmp_path / "dl2" / "ckpt"))
   config_path = os.path.join(fx.fixtures_dir(), "deeplab2_configs",
@@ -42,9 +42,9 @@ def test_tiny_moat_kmax_float32_tflite_equals_saved_model(tmp_path):
   overrides += ["model_options.initial_checkpoint=", "model_options.backbone.pretrained_weights=",
                 f"model_options.backbone.name={parity_models.BACKBONE_NAMES['coco_tiny_moat0']}"]
   saved_model = str(tmp_path / "saved_model")
-  export_model.main([f"--config_file={config_path}", f"--checkpoint={checkpoint}",
-                     f"--output_dir={saved_model}", f"--input_size={CROP}x{CROP}"]
-                    + [f"--config_override={o}" for o in overrides])
+  assert export_command.main([f"--config_file={config_path}", f"--checkpoint={checkpoint}",
+                              f"--output_dir={saved_model}", f"--input_size={CROP}x{CROP}"]
+                             + [f"--config_override={o}" for o in overrides]) == 0
   path = tmp_path / "model.tflite"
   path.write_bytes(tflite_conversion.convert(saved_model, "none"))
   interp = tflite_conversion.interpreter(str(path), num_threads=2)

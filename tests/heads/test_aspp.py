@@ -5,15 +5,7 @@ import scipy.special
 import tensorflow as tf
 
 from kmax_tf.heads.aspp import ASPP
-
-
-def _randomize(layer, seed):
-  rng = np.random.RandomState(seed)
-  for v in layer.weights:
-    if "moving_variance" in v.name:
-      v.assign(rng.uniform(0.5, 2.0, v.shape).astype(np.float32))
-    else:
-      v.assign(rng.normal(0.0, 0.3, v.shape).astype(np.float32))
+from kmax_tf.testing import layer_checks
 
 
 def _gelu(x):
@@ -74,7 +66,7 @@ def _input(shape=(2, 7, 9, 6), seed=0):
 def _built_aspp(**kwargs):
   aspp = ASPP(4, (1, 2, 4), activation="gelu", name="aspp", **kwargs)
   aspp(_input())
-  _randomize(aspp, 1)
+  layer_checks.randomize_weights(aspp, 1)
   return aspp
 
 
@@ -127,7 +119,7 @@ def test_only_1x1_projection():
   aspp = ASPP(4, (), use_only_1x1_proj_conv=True, activation="gelu")
   x = _input()
   aspp(x)
-  _randomize(aspp, 2)
+  layer_checks.randomize_weights(aspp, 2)
   assert len(aspp.weights) == 5
   out = aspp(x, training=True).numpy()
   assert out.shape == (2, 7, 9, 4)

@@ -2,7 +2,6 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-import tf_keras
 
 from kmax_tf.checkpoints.deeplab2_mask_class_head_names import panoptic_single_head_variable_map
 from kmax_tf.heads.panoptic_single_head import PanopticSingleHead

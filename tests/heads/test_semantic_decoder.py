@@ -9,18 +9,10 @@ import pytest
 import scipy.special
 
 from kmax_tf.heads.semantic_decoder import SemanticDecoder
+from kmax_tf.testing import layer_checks
 
 # /work/shared/docs/deeplab2_measured.md: "auxiliary semantic decoder 15,754,848".
 COCO_R50_DECODER_PARAMS = 15_754_848
-
-
-def _randomize(layer, seed):
-  rng = np.random.RandomState(seed)
-  for v in layer.weights:
-    if "moving_variance" in v.name:
-      v.assign(rng.uniform(0.5, 2.0, v.shape).astype(np.float32))
-    else:
-      v.assign(rng.normal(0.0, 0.3, v.shape).astype(np.float32))
 
 
 def _bn_gelu(y, bn):
@@ -68,7 +60,7 @@ def _small_decoder(**kwargs):
                             atrous_rates=(1, 2, 3), decoder_channels=6, name="semantic_decoder",
                             **kwargs)
   decoder(_features())
-  _randomize(decoder, 3)
+  layer_checks.randomize_weights(decoder, 3)
   return decoder
 
 

@@ -5,20 +5,9 @@ import tensorflow as tf
 import tf_keras
 
 from kmax_tf.layers import axial_attention
+from kmax_tf.testing import layer_checks
 
 EPS = 1e-3
-
-
-def _randomize(layer, seed=0):
-  rng = np.random.RandomState(seed)
-  for v in layer.weights:
-    if "moving_variance" in v.name:
-      value = rng.uniform(0.5, 1.5, v.shape)
-    elif "gamma" in v.name:
-      value = rng.uniform(0.5, 1.5, v.shape)
-    else:
-      value = 0.3 * rng.randn(*v.shape)
-    v.assign(value.astype(np.float32))
 
 
 def _bn(layer, x):
@@ -70,7 +59,7 @@ def test_matches_numpy_formula():
   layer = axial_attention.AxialAttention(16, 32, num_heads=4)
   x = np.random.RandomState(1).randn(2, 9, 12).astype(np.float32)
   layer(x)
-  _randomize(layer)
+  layer_checks.randomize_weights(layer)
   out = layer(x, training=False).numpy()
   np.testing.assert_allclose(out, _numpy_reference(layer, x.astype(np.float64)),
                              rtol=1e-4, atol=1e-4)
@@ -100,7 +89,7 @@ def test_get_config_round_trip():
                                          qk_rpe_init_std=0.5, name="width_axis")
   x = tf.random.normal([2, 6, 12])
   layer(x)
-  _randomize(layer)
+  layer_checks.randomize_weights(layer)
   config = layer.get_config()
   clone = tf_keras.layers.deserialize(tf_keras.layers.serialize(layer))
   assert clone.get_config() == config

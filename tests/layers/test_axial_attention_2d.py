@@ -1,19 +1,9 @@
 """Tests for AxialAttention2D (height-axis then width-axis attention)."""
 import numpy as np
 import tensorflow as tf
-import tf_keras
 
 from kmax_tf.layers import axial_attention_2d
-
-
-def _randomize(layer, seed=0):
-  rng = np.random.RandomState(seed)
-  for v in layer.weights:
-    if "moving_variance" in v.name or "gamma" in v.name:
-      value = rng.uniform(0.5, 1.5, v.shape)
-    else:
-      value = 0.3 * rng.randn(*v.shape)
-    v.assign(value.astype(np.float32))
+from kmax_tf.testing import layer_checks
 
 
 def test_shapes_and_depths():
@@ -30,7 +20,7 @@ def test_height_then_width_composition():
   layer = axial_attention_2d.AxialAttention2D(filters=8, num_heads=2)
   x = tf.random.normal([2, 5, 6, 8], seed=1)
   layer(x)
-  _randomize(layer)
+  layer_checks.randomize_weights(layer)
   out = layer(x, training=False)
   cols = tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [-1, 5, 8])
   h = tf.transpose(tf.reshape(layer.height_axis(cols, training=False), [2, 6, 5, 16]),
@@ -47,7 +37,7 @@ def test_stride_subsamples_after_each_axis():
   x = tf.random.normal([1, 9, 9, 8], seed=2)
   full(x)
   strided(x)
-  _randomize(full)
+  layer_checks.randomize_weights(full)
   strided.set_weights(full.get_weights())
   out = strided(x, training=False)
   assert out.shape == (1, 5, 5, 16)
@@ -60,10 +50,5 @@ def test_get_config_round_trip():
                                               query_shape=65, name="attention")
   x = tf.random.normal([1, 6, 5, 4])
   layer(x)
-  _randomize(layer)
-  clone = tf_keras.layers.deserialize(tf_keras.layers.serialize(layer))
-  assert clone.get_config() == layer.get_config()
-  clone(x)
-  clone.set_weights(layer.get_weights())
-  assert [w.shape for w in clone.weights] == [w.shape for w in layer.weights]
-  np.testing.assert_array_equal(clone(x, training=False), layer(x, training=False))
+  layer_checks.randomize_weights(layer)
+  layer_checks.assert_config_round_trip(layer, x)

@@ -1,19 +1,9 @@
 """Tests for AxialBlock (bottleneck with 2-D axial attention instead of 3x3 conv)."""
 import numpy as np
 import tensorflow as tf
-import tf_keras
 
 from kmax_tf.layers import axial_block
-
-
-def _randomize(layer, seed=0):
-  rng = np.random.RandomState(seed)
-  for v in layer.weights:
-    if "moving_variance" in v.name or "gamma" in v.name:
-      value = rng.uniform(0.5, 1.5, v.shape)
-    else:
-      value = 0.2 * rng.randn(*v.shape)
-    v.assign(value.astype(np.float32))
+from kmax_tf.testing import layer_checks
 
 
 def test_channels_and_sublayers():
@@ -40,7 +30,7 @@ def test_matches_composition_of_sublayers():
   block = axial_block.AxialBlock(8, strides=2, num_heads=2, activation="gelu")
   x = tf.random.normal([1, 7, 7, 16], seed=5)
   block(x)
-  _randomize(block)
+  layer_checks.randomize_weights(block)
   a = gelu(x)
   y = block.conv1_bn_act(a, training=False)
   y = gelu(block.attention(y, training=False))
@@ -54,10 +44,5 @@ def test_get_config_round_trip():
                                  value_expansion=2.0, num_heads=2, query_shape=65)
   x = tf.random.normal([1, 5, 4, 12])
   block(x)
-  _randomize(block)
-  clone = tf_keras.layers.deserialize(tf_keras.layers.serialize(block))
-  assert clone.get_config() == block.get_config()
-  clone(x)
-  clone.set_weights(block.get_weights())
-  assert [w.shape for w in clone.weights] == [w.shape for w in block.weights]
-  np.testing.assert_array_equal(clone(x, training=False), block(x, training=False))
+  layer_checks.randomize_weights(block)
+  layer_checks.assert_config_round_trip(block, x)

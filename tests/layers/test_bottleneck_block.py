@@ -1,19 +1,9 @@
 """Tests for BottleneckBlock (ResNet bottleneck in DeepLab2's form)."""
 import numpy as np
 import tensorflow as tf
-import tf_keras
 
 from kmax_tf.layers import bottleneck_block
-
-
-def _randomize(layer, seed=0):
-  rng = np.random.RandomState(seed)
-  for v in layer.weights:
-    if "moving_variance" in v.name or "gamma" in v.name:
-      value = rng.uniform(0.5, 1.5, v.shape)
-    else:
-      value = 0.2 * rng.randn(*v.shape)
-    v.assign(value.astype(np.float32))
+from kmax_tf.testing import layer_checks
 
 
 def _conv_bn(layer, x, act=None):
@@ -59,7 +49,7 @@ def test_matches_manual_computation_with_stride_and_dilation():
                                              activation="gelu")
     x = tf.random.normal([1, 7, 7, 8], seed=3)
     block(x)
-    _randomize(block)
+    layer_checks.randomize_weights(block)
     a = gelu(x)
     y = _conv_bn(block.conv1_bn_act, a, gelu)
     y = _conv_bn(block.conv2_bn_act, y, gelu)
@@ -79,7 +69,7 @@ def test_drop_path_drops_whole_residual_branch():
   block = bottleneck_block.BottleneckBlock(4, drop_path_keep_prob=0.5, activation="relu")
   x = tf.random.normal([64, 3, 3, 16], seed=4)
   block(x)
-  _randomize(block)
+  layer_checks.randomize_weights(block)
   out = block(x, training=True)
   # Per example, the branch is dropped entirely (output == act(x)) or kept.
   dropped = np.all(np.isclose(out, tf.nn.relu(x)), axis=(1, 2, 3))
@@ -91,10 +81,5 @@ def test_get_config_round_trip():
                                            drop_path_keep_prob=0.9, name="block2")
   x = tf.random.normal([1, 6, 6, 8])
   block(x)
-  _randomize(block)
-  clone = tf_keras.layers.deserialize(tf_keras.layers.serialize(block))
-  assert clone.get_config() == block.get_config()
-  clone(x)
-  clone.set_weights(block.get_weights())
-  assert [w.shape for w in clone.weights] == [w.shape for w in block.weights]
-  np.testing.assert_array_equal(clone(x, training=False), block(x, training=False))
+  layer_checks.randomize_weights(block)
+  layer_checks.assert_config_round_trip(block, x)

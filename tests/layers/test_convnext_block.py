@@ -6,12 +6,7 @@ import tensorflow as tf
 import tf_keras
 
 from kmax_tf.layers.convnext_block import ConvNeXtBlock
-
-
-def _randomize(layer, seed):
-  rng = np.random.RandomState(seed)
-  for v in layer.weights:
-    v.assign(rng.normal(0.0, 0.3, v.shape).astype(np.float32))
+from kmax_tf.testing import layer_checks
 
 
 def _numpy_block(x, block):
@@ -51,7 +46,7 @@ def test_matches_numpy_reference_and_variable_shapes():
   assert block.layer_scale.shape == (1, 1, 1, 8)
   np.testing.assert_allclose(block.layer_scale.numpy(), 1e-6)
   assert len(block.weights) == 9
-  _randomize(block, 1)
+  layer_checks.randomize_weights(block, 1)
   out = block(x, training=False).numpy()
   assert out.shape == x.shape
   np.testing.assert_allclose(out, _numpy_block(x, block), atol=2e-5, rtol=1e-5)
@@ -62,7 +57,7 @@ def test_without_layer_scale():
   x = _input()
   block(x)
   assert block.layer_scale is None and len(block.weights) == 8
-  _randomize(block, 2)
+  layer_checks.randomize_weights(block, 2)
   np.testing.assert_allclose(block(x).numpy(), _numpy_block(x, block), atol=2e-5, rtol=1e-5)
 
 
@@ -70,7 +65,7 @@ def test_drop_path_keeps_or_drops_whole_branch():
   block = ConvNeXtBlock(8, drop_path_keep_prob=0.5)
   x = _input((16, 5, 5, 8))
   block(x)
-  _randomize(block, 3)
+  layer_checks.randomize_weights(block, 3)
   branch = _numpy_block(x, block) - x
   np.testing.assert_allclose(block(x, training=False).numpy(), x + branch, atol=2e-5)
   tf.random.set_seed(0)
@@ -90,7 +85,7 @@ def test_get_config_round_trip():
   block = ConvNeXtBlock(8, drop_path_keep_prob=0.8, layer_scale_init_value=0.5, name="b")
   x = _input()
   block(x)
-  _randomize(block, 4)
+  layer_checks.randomize_weights(block, 4)
   config = block.get_config()
   clone = ConvNeXtBlock.from_config(config)
   clone(x)

@@ -5,15 +5,7 @@ import tensorflow as tf
 
 from kmax_tf.layers.mbconv_block import MBConvBlock
 from kmax_tf.layers.squeeze_and_excitation import SqueezeAndExcitation
-
-
-def _randomize(layer, seed):
-  rng = np.random.RandomState(seed)
-  for v in layer.weights:
-    if "moving_variance" in v.name:
-      v.assign(rng.uniform(0.5, 1.5, v.shape).astype(np.float32))
-    else:
-      v.assign(rng.normal(0.0, 0.3, v.shape).astype(np.float32))
+from kmax_tf.testing import layer_checks
 
 
 def _bn(x, bn):
@@ -34,7 +26,7 @@ def test_squeeze_and_excitation_matches_numpy():
   se = SqueezeAndExcitation(3, 8)
   x = tf.random.stateless_normal([2, 5, 6, 8], seed=[1, 2])
   se(x)
-  _randomize(se, 0)
+  layer_checks.randomize_weights(se, 0)
   xn = x.numpy().astype(np.float64)
   s = _conv1x1(xn.mean((1, 2), keepdims=True), se.reduce_conv)
   s = _conv1x1(s * scipy.special.expit(s), se.expand_conv)
@@ -46,7 +38,7 @@ def test_stride1_block_matches_numpy():
   block = MBConvBlock(8, stride=1, expansion_rate=2)
   x = tf.random.stateless_normal([1, 5, 6, 8], seed=[3, 4])
   block(x)
-  _randomize(block, 1)
+  layer_checks.randomize_weights(block, 1)
   assert block.shortcut_conv is None and block.shortcut_pool is None
   xn = x.numpy().astype(np.float64)
   y = _gelu(_bn(_conv1x1(_bn(xn, block.pre_norm), block.expand_conv), block.expand_norm))

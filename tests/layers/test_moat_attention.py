@@ -5,12 +5,7 @@ import tensorflow as tf
 
 from kmax_tf.layers.moat_attention import MOATAttention
 from kmax_tf.layers.moat_attention import relative_position_indices
-
-
-def _randomize(layer, seed):
-  rng = np.random.RandomState(seed)
-  for v in layer.weights:
-    v.assign(rng.normal(0.0, 0.3, v.shape).astype(np.float32))
+from kmax_tf.testing import layer_checks
 
 
 def _numpy_attention(x, layer, bias):
@@ -41,7 +36,7 @@ def test_without_position_embedding_matches_numpy():
   layer = MOATAttention(16, head_size=8)
   x = tf.random.stateless_normal([2, 3, 5, 12], seed=[1, 2])
   layer(x)
-  _randomize(layer, 0)
+  layer_checks.randomize_weights(layer, 0)
   assert layer.relative_position_embedding is None
   np.testing.assert_allclose(layer(x).numpy(), _numpy_attention(x.numpy(), layer, 0.0),
                              rtol=1e-4, atol=1e-4)
@@ -52,7 +47,7 @@ def test_position_bias_is_resized_table_reindexed():
   layer = MOATAttention(16, head_size=8, position_embedding_size=2)
   x = tf.random.stateless_normal([1, 4, 4, 16], seed=[3, 4])
   layer(x)
-  _randomize(layer, 1)
+  layer_checks.randomize_weights(layer, 1)
   table = layer.relative_position_embedding.numpy()
   assert table.shape == (2, 3, 3)
   resized = tf.image.resize(table[..., None], [7, 7]).numpy()[..., 0]

@@ -5,6 +5,7 @@ import tf_keras
 
 from kmax_tf.layers import align_corners_resize
 from kmax_tf.layers import resized_fuse
+from kmax_tf.testing import layer_checks
 
 
 def _inputs():
@@ -15,13 +16,6 @@ def _inputs():
       tf.constant(rng.randn(2, 33, 33, 12), tf.float32),  # (33 + 1) // 2 = 17: strided conv
       tf.constant(rng.randn(2, 9, 9, 8), tf.float32),     # right width: resize only
   ]
-
-
-def _randomize(layer):
-  rng = np.random.RandomState(1)
-  for v in layer.weights:
-    value = rng.uniform(0.5, 1.5, v.shape) if "variance" in v.name else rng.randn(*v.shape)
-    v.assign(value.astype(np.float32))
 
 
 def test_branches_and_shapes():
@@ -41,7 +35,7 @@ def test_matches_manual_computation():
   inputs = _inputs()
   layer = resized_fuse.ResizedFuse(17, 17, 8, activation="gelu")
   layer(inputs)
-  _randomize(layer)
+  layer_checks.randomize_weights(layer)
   out = layer(inputs, training=False).numpy()
 
   gelu = lambda x: tf.nn.gelu(x, approximate=False)
@@ -66,7 +60,7 @@ def test_get_config_round_trip():
   inputs = _inputs()
   layer = resized_fuse.ResizedFuse(17, 17, 8, activation="gelu", name="fuse")
   layer(inputs)
-  _randomize(layer)
+  layer_checks.randomize_weights(layer)
   config = layer.get_config()
   clone = resized_fuse.ResizedFuse.from_config(config)
   assert clone.get_config() == config
