@@ -12,7 +12,7 @@ preprocessed by the training input pipeline; this parent process makes it and
 saves it, the measured child only loads it, so the input pipeline is not part
 of the measured process. The step is the trainer's own
 (KMaXTrainer.train_step), and the child imports TensorFlow and returns freed
-heap pages to the OS as trainer.py and run_experiment do.
+heap pages to the OS as trainer.py does.
 
 kmax_tf alone (default): a fresh child process; "time to first step" runs from
 its start (before importing TensorFlow) to the end of the first step, peak RSS
@@ -160,11 +160,11 @@ def _load_batch(tf, batch_file):
 def _child(args):
   """The measured kmax_tf-alone run; prints one JSON line."""
   # As trainer.py imports TensorFlow.
-  from kmax_tf.lean_tensorflow_import import import_tensorflow_lean  # pylint: disable=g-import-not-at-top
+  from kmax_tf.runtime.lean_import import import_tensorflow_lean  # pylint: disable=g-import-not-at-top
   tf = import_tensorflow_lean()
   import tf_keras  # pylint: disable=g-import-not-at-top
   from kmax_tf.config import loader  # pylint: disable=g-import-not-at-top
-  from kmax_tf.training.heap_trimmer import HeapTrimmer  # pylint: disable=g-import-not-at-top
+  from kmax_tf.runtime.heap_trimmer import HeapTrimmer  # pylint: disable=g-import-not-at-top
   import deeplab2_beside  # pylint: disable=g-import-not-at-top
 
   config = loader.load_config(_CONFIG, _overrides(args))
@@ -172,7 +172,7 @@ def _child(args):
   if args.precision != "float32":
     tf_keras.mixed_precision.set_global_policy(f"mixed_{args.precision}")
   batch = _load_batch(tf, args.batch_file)
-  # As run_experiment does around its training loop.
+  # As the trainer's process set-up does around its training loop.
   trimmer = HeapTrimmer().start()
   _, trainer, step, iterator = _kmax_step(config, batch, args)
   step(iterator)

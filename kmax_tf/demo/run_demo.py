@@ -88,9 +88,11 @@ def _demo_command(f: flags.FlagValues) -> int:
   _convert(raw_dir, records_dir)
   prepared = time.time()
 
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from kmax_tf.runtime.lean_import import import_tensorflow_lean  # pylint: disable=g-import-not-at-top
+  tf = import_tensorflow_lean()
   import tf_keras  # pylint: disable=g-import-not-at-top
   from kmax_tf.config import loader  # pylint: disable=g-import-not-at-top
+  from kmax_tf.runtime.heap_trimmer import HeapTrimmer  # pylint: disable=g-import-not-at-top
   from kmax_tf.training import experiment  # pylint: disable=g-import-not-at-top
   overrides = [
       f"train_dataset_options.file_pattern={os.path.join(records_dir, 'train*.tfrecord')}",
@@ -116,7 +118,7 @@ def _demo_command(f: flags.FlagValues) -> int:
   # gets one line per loop.
   os.makedirs(model_dir, exist_ok=True)
   with open(os.path.join(model_dir, "train_log.txt"), "a", encoding="utf-8") as log, \
-      contextlib.redirect_stdout(log):
+      contextlib.redirect_stdout(log), HeapTrimmer():
     result = experiment.run_experiment(config, model_dir, "train_and_eval", seed=_FLAGS.seed,
                                        train_actions=[progress])
   finished = time.time()

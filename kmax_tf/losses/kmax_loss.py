@@ -32,6 +32,7 @@ from kmax_tf.losses.matched_targets import MatchedTargets
 from kmax_tf.losses.pixel_sampling import gumbel_top_k, size_balanced_logits
 from kmax_tf.losses.pq_style_loss import pq_style_class_term, pq_style_mask_dice_term
 from kmax_tf.losses.semantic_loss import semantic_loss
+from kmax_tf.runtime.no_autograph import without_autograph
 
 # Targets read from the sample generator (DeepLab2 names).
 GT_SEMANTIC = "semantic_gt"
@@ -176,21 +177,11 @@ class KMaXLoss(tf_keras.layers.Layer):
       names.append(SEMANTIC_LOSS)
     return names + [TOTAL_LOSS]
 
+  @without_autograph
   def call(self, y_true: Mapping[str, tf.Tensor], y_pred: Mapping[str, Any],
            matched_slot_per_gt_mask: Optional[tf.Tensor] = None,
            instance_discrimination_sample_indices: Optional[Sequence[tf.Tensor]] = None,
            semantic_sample_indices: Optional[tf.Tensor] = None) -> Dict[str, tf.Tensor]:
-    return self._call_without_autograph(y_true, y_pred, matched_slot_per_gt_mask,
-                                        instance_discrimination_sample_indices,
-                                        semantic_sample_indices)
-
-  # No tensor-dependent Python control flow here or in the loss functions this
-  # calls (their loops are tf.while_loop), so AutoGraph would convert ~20
-  # functions for nothing: ~2 s of every training-step trace. (Not on `call`:
-  # the decorator's wrapper hides call's signature from Keras.)
-  @tf.autograph.experimental.do_not_convert
-  def _call_without_autograph(self, y_true, y_pred, matched_slot_per_gt_mask,
-                              instance_discrimination_sample_indices, semantic_sample_indices):
     heads = [y_pred] + list(self._auxiliary_outputs(y_pred))
     main_logits = tf.cast(y_pred[outputs.PIXEL_SPACE_MASK_LOGITS], tf.float32)
     height, width, num_slots = main_logits.shape.as_list()[1:]

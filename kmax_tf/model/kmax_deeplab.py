@@ -18,6 +18,7 @@ import tf_keras
 
 from kmax_tf import outputs as keys
 from kmax_tf.layers import align_corners_resize
+from kmax_tf.runtime.no_autograph import without_autograph
 
 
 DEFAULT_INFERENCE_OUTPUTS = (keys.PIXEL_SPACE_MASK_LOGITS, keys.TRANSFORMER_CLASS_LOGITS,
@@ -61,6 +62,7 @@ class KMaXDeepLab(tf_keras.Model):
       feature = self.semantic_decoder(endpoints, training=training)
     return self.semantic_head(feature, training=training)
 
+  @without_autograph
   def call(self, images, training=False, output_keys: Optional[Sequence[str]] = None):
     """Runs the network.
 
@@ -72,18 +74,7 @@ class KMaXDeepLab(tf_keras.Model):
         kmax_tf.outputs). Default: the raw mask/class outputs and the
         post-processed maps; add `semantic_logits` to run the semantic branch.
     """
-    return self._call_without_autograph(images, bool(training), output_keys)
-
-  # The network has no tensor-dependent Python control flow (its loops are over
-  # Python ints and its while loops are tf.while_loop), so AutoGraph has nothing
-  # to convert. Converting the ~370 call methods of the layers below cost 3-4 s
-  # per model build and 1-1.5 s per trace (R50, measured), which lands on the
-  # time to a first training step, evaluation, predict and export. Under this
-  # decorator no layer below is converted either: Keras converts a sub-layer's
-  # call only when the enclosing AutoGraph status is enabled. (The decorator is
-  # not on `call` itself because its wrapper hides call's signature from Keras.)
-  @tf.autograph.experimental.do_not_convert
-  def _call_without_autograph(self, images, training, output_keys):
+    training = bool(training)
     if output_keys is None:
       output_keys = DEFAULT_INFERENCE_OUTPUTS
     unknown = set(output_keys) - set(keys.RAW_OUTPUTS + keys.POST_PROCESSED_OUTPUTS

@@ -68,11 +68,12 @@ def _train_command(f: flags.FlagValues) -> int:
   except OSError as e:
     raise ConfigError(str(e)) from None
 
-  from kmax_tf.lean_tensorflow_import import import_tensorflow_lean  # pylint: disable=g-import-not-at-top
+  from kmax_tf.runtime.lean_import import import_tensorflow_lean  # pylint: disable=g-import-not-at-top
   tf = import_tensorflow_lean()
   import tf_keras  # pylint: disable=g-import-not-at-top
   from kmax_tf.checkpoints.deeplab2_checkpoint_reader import CheckpointMismatchError  # pylint: disable=g-import-not-at-top
   from kmax_tf.data.panoptic_data_error import PanopticDataError  # pylint: disable=g-import-not-at-top
+  from kmax_tf.runtime.heap_trimmer import HeapTrimmer  # pylint: disable=g-import-not-at-top
   from kmax_tf.training import distribution  # pylint: disable=g-import-not-at-top
   from kmax_tf.training import experiment  # pylint: disable=g-import-not-at-top
   model_dir = f.model_dir or os.path.join("runs", config.experiment_name or "kmax")
@@ -84,10 +85,11 @@ def _train_command(f: flags.FlagValues) -> int:
     strategy = distribution.create_strategy(f.strategy, f.num_gpus, f.tpu)
     logging.info("Strategy %s with %d replica(s)", type(strategy).__name__,
                  strategy.num_replicas_in_sync)
-    result = experiment.run_experiment(config, model_dir, f.mode, strategy,
-                                       seed=f.seed, precision=f.mixed_precision,
-                                       gradient_recomputation=f.gradient_recomputation,
-                                       jit_compile=f.jit_compile)
+    with HeapTrimmer():
+      result = experiment.run_experiment(config, model_dir, f.mode, strategy,
+                                         seed=f.seed, precision=f.mixed_precision,
+                                         gradient_recomputation=f.gradient_recomputation,
+                                         jit_compile=f.jit_compile)
   except (PanopticDataError, CheckpointMismatchError) as e:
     raise _InputError(str(e)) from None
   if result.eval_results is not None:

@@ -1,20 +1,19 @@
 """Imports TensorFlow and tf_keras without the modules kmax_tf's processes never use.
 
-kMaX-DeepLab runs on
-tf_keras. `import tensorflow` (2.16+) also imports Keras 3's optimizers, so
-that Keras 3 optimizers register themselves with the SavedModel loader, and
-through them all of Keras 3, which pulls in scikit-learn, matplotlib and
-OpenCV; tf_keras then imports pandas (and pyarrow), used only to accept
-DataFrames in Model.fit. kmax_tf uses none of them. Measured on the training
-entry point: 734 MB resident after the imports, 569 MB without them, and about
-1 s less import time.
+kmax_tf runs on tf_keras. `import tensorflow` (2.16+) also imports Keras 3's
+optimizers, so that Keras 3 optimizers register themselves with the SavedModel
+loader, and through them all of Keras 3, which pulls in scikit-learn,
+matplotlib and OpenCV; tf_keras then imports pandas (and pyarrow), used only
+to accept DataFrames in Model.fit. kmax_tf uses none of them. Measured on the
+training entry point: 734 MB resident after the imports, 569 MB without them,
+and about 1 s less import time.
 
 Both imports are optional on TensorFlow's and tf_keras's side (each sits in a
 try/except ImportError), so blocking them only for the duration of the import
 is safe: afterwards `tf.keras` and `import pandas` still work and load the
 modules on first use.
 
-Call this in an entry point before anything imports TensorFlow (trainer.py
+Call this in an entry point before anything imports TensorFlow (the trainer
 does); in a process that already imported TensorFlow there is nothing to save
 and it does nothing.
 """

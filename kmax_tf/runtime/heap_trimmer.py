@@ -1,15 +1,14 @@
 """Returns the C heap's free pages to the OS while training runs.
 
-Training kMaX-DeepLab in
-TensorFlow optimizes a ~28k-op step graph on its first call. On glibc that
-leaves ~250 MB of freed but still resident pages scattered inside the heap
-(measured on the R50 257x257 benchmark step): glibc gives back only the free
-space at the heap's top. Those pages then stay in the process's resident set
-for the whole run, on top of the activations of every later step. glibc's
-`malloc_trim(0)` also releases free pages in the middle of the heap and of
-the per-thread arenas (madvise), so calling it periodically from a background
-thread keeps them out of the resident set; the first step's graph
-optimization is then trimmed before the step's activations peak.
+Training kMaX-DeepLab in TensorFlow optimizes a ~28k-op step graph on its
+first call. On glibc that leaves ~250 MB of freed but still resident pages
+scattered inside the heap (measured on the R50 257x257 benchmark step): glibc
+gives back only the free space at the heap's top. Those pages then stay in the
+process's resident set for the whole run, on top of the activations of every
+later step. glibc's `malloc_trim(0)` also releases free pages in the middle of
+the heap and of the per-thread arenas (madvise), so calling it periodically
+from a background thread keeps them out of the resident set; the first step's
+graph optimization is then trimmed before the step's activations peak.
 
 The trimming costs a few milliseconds per call and touches no live memory.
 On a C library without `malloc_trim` (macOS, musl), starting the trimmer logs

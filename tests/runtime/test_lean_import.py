@@ -1,11 +1,11 @@
-"""Tests of kmax_tf.lean_tensorflow_import (what trainer.py imports TensorFlow with)."""
+"""Tests of kmax_tf.runtime.lean_import (what trainer.py imports TensorFlow with)."""
 import json
 import subprocess
 import sys
 
 CHILD = r"""
 import json, sys
-from kmax_tf.lean_tensorflow_import import import_tensorflow_lean, SKIPPED_MODULES
+from kmax_tf.runtime.lean_import import import_tensorflow_lean, SKIPPED_MODULES
 tf = import_tensorflow_lean()
 import tf_keras
 from kmax_tf.training import experiment  # the trainer's imports
@@ -37,7 +37,7 @@ def test_trainer_imports_skip_keras3_and_pandas_and_both_still_load_later():
 
 def test_does_nothing_once_tensorflow_is_imported():
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from kmax_tf.lean_tensorflow_import import import_tensorflow_lean  # pylint: disable=g-import-not-at-top
+  from kmax_tf.runtime.lean_import import import_tensorflow_lean  # pylint: disable=g-import-not-at-top
   before = set(sys.modules)
   assert import_tensorflow_lean() is tf
   assert set(sys.modules) == before

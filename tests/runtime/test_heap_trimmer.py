@@ -1,4 +1,4 @@
-"""Tests of kmax_tf.training.heap_trimmer (the trainer's resident-memory trimming)."""
+"""Tests of kmax_tf.runtime.heap_trimmer (the trainer's resident-memory trimming)."""
 import ctypes
 import ctypes.util
 import os
@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from kmax_tf.training.heap_trimmer import HeapTrimmer
+from kmax_tf.runtime.heap_trimmer import HeapTrimmer
 
 
 def _rss_bytes():
