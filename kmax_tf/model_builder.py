@@ -40,6 +40,11 @@ def set_precision(precision: str, allowed: Sequence[str] = PRECISIONS):
 
   "float32", or "bfloat16" / "float16" for the mixed policies. Returns the
   previous policy, for the caller to restore.
+
+  Args:
+    precision: "float32", "bfloat16" or "float16" (the latter two select
+      Keras' mixed policies with float32 variables).
+    allowed: the precisions this caller accepts.
   """
   if precision not in allowed:
     raise ValueError(f"precision must be one of {tuple(allowed)}, got {precision!r}")
@@ -51,6 +56,16 @@ def set_precision(precision: str, allowed: Sequence[str] = PRECISIONS):
 
 def build_pixel_encoder(name: str, drop_path_keep_prob: float,
                         input_normalization: str = "inception"):
+  """Builds the pixel encoder named in the config.
+
+  Args:
+    name: 'resnet50', 'axial_resnet50', a ConvNeXt size (convnext_sizes) or a
+      MOAT size (moat_sizes).
+    drop_path_keep_prob: end point of the encoder's drop-path schedule; 1.0
+      disables drop path.
+    input_normalization: 'inception' (image / 127.5 - 1) or 'imagenet' (MOAT
+      only, see moat.MOAT).
+  """
   if name in moat_sizes.MOAT_SIZES:
     return moat.MOAT(**moat_sizes.MOAT_SIZES[name], drop_path_keep_prob=drop_path_keep_prob,
                      input_normalization=input_normalization, name=name)
@@ -93,6 +108,11 @@ def _semantic_branch(config, settings, num_classes):
 
 
 def eval_crop_size(config):
+  """[height, width] in pixels of the eval crop (the train crop if unset).
+
+  Args:
+    config: ExperimentOptions.
+  """
   crop = list(config.eval_dataset_options.crop_size) or list(config.train_dataset_options.crop_size)
   if len(crop) != 2:
     raise ValueError("eval_dataset_options.crop_size must hold 2 values (height, width), "
@@ -101,6 +121,13 @@ def eval_crop_size(config):
 
 
 def build_post_processor(config, descriptor, output_size: Sequence[int]):
+  """The mask-wise post-processor with the config's evaluator thresholds.
+
+  Args:
+    config: ExperimentOptions (reads evaluator_options).
+    descriptor: DatasetDescriptor giving thing ids, label divisor and void.
+    output_size: (height, width) in pixels of the panoptic maps.
+  """
   ev = config.evaluator_options
   mw = ev.maskwise_postprocessing
   return mask_wise_post_processor.MaskWisePostProcessor(

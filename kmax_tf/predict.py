@@ -52,6 +52,11 @@ class PredictError(ValueError):
 
 
 def list_images(path):
+  """The image files to predict: `path` itself, or the images of directory `path` (sorted).
+
+  Args:
+    path: an image file or a directory (not searched recursively).
+  """
   if os.path.isdir(path):
     files = sorted(os.path.join(path, f) for f in os.listdir(path)
                    if f.lower().endswith(IMAGE_EXTENSIONS))
@@ -64,7 +69,14 @@ def list_images(path):
 
 
 def read_image(path):
-  """Decodes with TF, as DeepLab2's input pipeline does (PIL decodes JPEGs differently)."""
+  """Decodes with TF, as DeepLab2's input pipeline does (PIL decodes JPEGs differently).
+
+  Args:
+    path: JPEG/PNG/GIF/BMP/WebP file.
+
+  Returns:
+    uint8 [H, W, 3] RGB tensor.
+  """
   try:
     data = tf.io.read_file(path)
     image = tf.io.decode_image(data, channels=3, expand_animations=False)
@@ -82,6 +94,11 @@ def build_inference_model(config, checkpoint: str, precision: str = "float32"):
   bfloat16 computation); the post-processor keeps float32 whatever the policy.
   The global Keras policy is restored afterwards, so later models are
   unaffected.
+
+  Args:
+    config: ExperimentOptions.
+    checkpoint: checkpoint prefix or directory (kmax_tf or DeepLab2 layout).
+    precision: "float32" or "bfloat16" (see model_builder.set_precision).
   """
   import tf_keras  # pylint: disable=g-import-not-at-top
   import kmax_tf  # pylint: disable=g-import-not-at-top
@@ -96,7 +113,18 @@ def build_inference_model(config, checkpoint: str, precision: str = "float32"):
 
 
 def overlay(image, panoptic, descriptor, alpha):
-  """Blends one colour per segment (class colour, shifted per thing instance)."""
+  """Blends one colour per segment (class colour, shifted per thing instance).
+
+  Args:
+    image: float32 [H, W, 3] RGB in 0..255.
+    panoptic: int [H, W] panoptic ids (class * label_divisor + instance) at the
+      image's size.
+    descriptor: DatasetDescriptor (colours, label divisor, void class).
+    alpha: weight (0..1) of the segment colour; void pixels keep the image.
+
+  Returns:
+    uint8 [H, W, 3] RGB, segment borders white.
+  """
   colours = np.zeros(panoptic.shape + (3,), np.float32)
   classes = panoptic // descriptor.panoptic_label_divisor
   instances = panoptic % descriptor.panoptic_label_divisor
@@ -121,7 +149,20 @@ def _write_png(path, array):
 
 
 def predict_files(predictor, files, output_dir, descriptor, alpha=0.55, progress=True):
-  """Runs the predictor on `files`, writing the three outputs per image."""
+  """Runs the predictor on `files`, writing the three outputs per image.
+
+  Args:
+    predictor: a PanopticPredictor.
+    files: image paths.
+    output_dir: folder for <stem>.json, <stem>_panoptic.png and
+      <stem>_overlay.png.
+    descriptor: DatasetDescriptor of the model's classes.
+    alpha: overlay colour weight (0..1).
+    progress: show a progress bar for several files.
+
+  Returns:
+    A list of (file stem, number of segments).
+  """
   from kmax_tf.evaluation import coco_panoptic_writer  # pylint: disable=g-import-not-at-top
   os.makedirs(output_dir, exist_ok=True)
   written = []

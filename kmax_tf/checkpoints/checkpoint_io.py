@@ -24,7 +24,15 @@ _SLOT_MARK = "/.OPTIMIZER_SLOT/"
 
 
 def save_model_checkpoint(model, prefix: str) -> str:
-  """Writes `prefix`.index/.data-* atomically (temp dir, then rename)."""
+  """Writes `prefix`.index/.data-* atomically (temp dir, then rename).
+
+  Args:
+    model: the built model, saved as the `model` child of a tf.train.Checkpoint.
+    prefix: checkpoint path prefix (directories are created).
+
+  Returns:
+    The written prefix.
+  """
   out_dir = os.path.dirname(os.path.abspath(prefix)) or "."
   os.makedirs(out_dir, exist_ok=True)
   tmp_dir = tempfile.mkdtemp(prefix=".tmp_ckpt_", dir=out_dir)
@@ -47,7 +55,11 @@ def _object_graph(reader) -> Optional[trackable_object_graph_pb2.TrackableObject
 
 
 def is_kmax_tf_checkpoint(reader) -> bool:
-  """A tf.train.Checkpoint whose root has a `model` child and no DeepLab2 roots."""
+  """A tf.train.Checkpoint whose root has a `model` child and no DeepLab2 roots.
+
+  Args:
+    reader: a tf.train.CheckpointReader (tf.train.load_checkpoint).
+  """
   graph = _object_graph(reader)
   if graph is None:
     return False
@@ -56,7 +68,11 @@ def is_kmax_tf_checkpoint(reader) -> bool:
 
 
 def is_deeplab2_checkpoint(path: str) -> bool:
-  """Anything that is not ours goes to DeepLab2's explicit name mapping."""
+  """Anything that is not ours goes to DeepLab2's explicit name mapping.
+
+  Args:
+    path: checkpoint prefix.
+  """
   return not is_kmax_tf_checkpoint(tf.train.load_checkpoint(path))
 
 
@@ -65,6 +81,10 @@ def model_variable_keys(model, reader) -> Dict[int, str]:
 
   Walks the checkpoint's object graph and the model's object graph together,
   child name by child name, as tf.train.Checkpoint's restore does.
+
+  Args:
+    model: the built model.
+    reader: a tf.train.CheckpointReader of a kmax_tf checkpoint.
   """
   graph = _object_graph(reader)
   root_children = {c.local_name: c.node_id for c in graph.nodes[0].children}
@@ -91,7 +111,11 @@ def model_variable_keys(model, reader) -> Dict[int, str]:
 
 
 def class_dependent_variables(model) -> Dict[str, tf.Variable]:
-  """{DeepLab2 key: variable} of the layers whose shape depends on the class count."""
+  """{DeepLab2 key: variable} of the layers whose shape depends on the class count.
+
+  Args:
+    model: a built KMaXDeepLab.
+  """
   return {k: v for k, v in model.deeplab2_variable_map().items() if dl2.is_class_dependent(k)}
 
 
@@ -102,6 +126,11 @@ def load_kmax_tf_checkpoint(model, path: str, skip: Iterable[int] = ()) -> int:
   read. Everything is checked before anything is assigned: a model variable
   missing from the file, a shape mismatch, or a model value in the file that
   no variable takes is a CheckpointMismatchError. Returns the number assigned.
+
+  Args:
+    model: the built model.
+    path: kmax_tf checkpoint prefix.
+    skip: id() of variables to leave as they are (e.g. class layers).
   """
   reader = tf.train.load_checkpoint(path)
   keys = model_variable_keys(model, reader)
@@ -133,6 +162,12 @@ def load_checkpoint(model, path: str, skip_class_layers: bool = False) -> str:
 
   Returns a short description of what was loaded. Any mismatch is an error,
   raised before any variable is assigned.
+
+  Args:
+    model: a built KMaXDeepLab.
+    path: checkpoint prefix, or a directory holding a `checkpoint` file.
+    skip_class_layers: leave the class-dependent last layers (semantic and
+      class heads) as they are, for fine-tuning on another class count.
   """
   path = dl2.resolve_checkpoint_path(path)
   if is_deeplab2_checkpoint(path):

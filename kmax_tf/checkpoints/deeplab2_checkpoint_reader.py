@@ -36,6 +36,12 @@ _CLASS_DEPENDENT_PARTS = ("transformer_class_head/", "semantic_last_layer/")
 
 
 def is_class_dependent(key: str) -> bool:
+  """Whether a DeepLab2 key belongs to a layer whose shape depends on the class count.
+
+  Args:
+    key: DeepLab2 checkpoint key without the '/.ATTRIBUTES/VARIABLE_VALUE'
+      suffix, e.g. 'transformer_class_head/_conv/kernel'.
+  """
   return any(key.startswith(p) or "/_" + p in key for p in _CLASS_DEPENDENT_PARTS)
 _MAX_LISTED = 25
 
@@ -54,7 +60,15 @@ class ImportReport:
 
 
 def resolve_checkpoint_path(path: str) -> str:
-  """Accepts a checkpoint prefix or a directory holding a `checkpoint` file."""
+  """Accepts a checkpoint prefix or a directory holding a `checkpoint` file.
+
+  Args:
+    path: a prefix (e.g. .../ckpt-150000, whose .index file exists) or a
+      directory.
+
+  Returns:
+    The prefix (the directory's latest checkpoint).
+  """
   if os.path.isdir(path):
     latest = tf.train.latest_checkpoint(path)
     if latest is None:
@@ -75,7 +89,12 @@ def _listing(items: Iterable[str]) -> str:
 
 
 def model_keys_of(shape_map: Dict[str, list]) -> Dict[str, list]:
-  """Returns {key without suffix: shape} of the model variables in a checkpoint."""
+  """Returns {key without suffix: shape} of the model variables in a checkpoint.
+
+  Args:
+    shape_map: the reader's get_variable_to_shape_map(); optimizer slots and
+      trainer-only roots are left out.
+  """
   out = {}
   for key, shape in shape_map.items():
     if not key.endswith(VALUE_SUFFIX) or ".OPTIMIZER_SLOT" in key:
@@ -97,7 +116,11 @@ MOAT_IMAGENET_ROOT = "moat/"
 
 def detect_layout(shape_map: Dict[str, list]) -> str:
   """'trainer', 'model_only', 'backbone' (pixel-encoder keys only) or
-  'moat_imagenet' (name-based MOAT ImageNet checkpoint)."""
+  'moat_imagenet' (name-based MOAT ImageNet checkpoint).
+
+  Args:
+    shape_map: the reader's get_variable_to_shape_map().
+  """
   if (any(k.startswith(MOAT_IMAGENET_ROOT) for k in shape_map)
       and not any(k.endswith(VALUE_SUFFIX) for k in shape_map)):
     return "moat_imagenet"

@@ -24,7 +24,11 @@ def _block_map(mapping, prefix, block):
 
 
 def deeplab2_variable_map(encoder) -> vm.VariableMap:
-  """Returns {DeepLab2 key relative to 'encoder/': variable} for a built ConvNeXt."""
+  """Returns {DeepLab2 key relative to 'encoder/': variable} for a built ConvNeXt.
+
+  Args:
+    encoder: a ConvNeXt that has been called once (built).
+  """
   if not encoder.built:
     raise ValueError("Build the ConvNeXt (call it once) before mapping its variables.")
   mapping = {}

@@ -47,7 +47,12 @@ def _add_block(mapping, prefix: str, block) -> None:
 
 
 def block_group_variable_map(prefix: str, group) -> vm.VariableMap:
-  """Keys of a built BlockGroup: `prefix/_block{j}/...`."""
+  """Keys of a built BlockGroup: `prefix/_block{j}/...`.
+
+  Args:
+    prefix: DeepLab2 key prefix of the group, without a trailing '/'.
+    group: a built BlockGroup.
+  """
   mapping = {}
   for j, block in enumerate(group.blocks, 1):
     _add_block(mapping, f"{prefix}/_block{j}", block)
@@ -55,7 +60,11 @@ def block_group_variable_map(prefix: str, group) -> vm.VariableMap:
 
 
 def deeplab2_variable_map(encoder) -> vm.VariableMap:
-  """Returns {DeepLab2 key relative to 'encoder/': variable} for a built AxialResNet."""
+  """Returns {DeepLab2 key relative to 'encoder/': variable} for a built AxialResNet.
+
+  Args:
+    encoder: an AxialResNet that has been called once (built).
+  """
   if not encoder.built:
     raise ValueError("Build the encoder (call it once) before mapping its variables.")
   stem = encoder.stem

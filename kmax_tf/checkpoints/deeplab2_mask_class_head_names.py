@@ -22,7 +22,14 @@ from kmax_tf.checkpoints import variable_map as vm
 def panoptic_single_head_variable_map(head, conv_block_prefix, final_conv_prefix):
   """Keys of a PanopticSingleHead, whose conv block DeepLab2 stores as one
   StackedConv2DSame (`<conv_block_prefix>/_conv1_bn_act/...`) and whose final
-  1x1 conv is a plain Conv2D (`<final_conv_prefix>/{kernel,bias}`)."""
+  1x1 conv is a plain Conv2D (`<final_conv_prefix>/{kernel,bias}`).
+
+  Args:
+    head: a built PanopticSingleHead.
+    conv_block_prefix: DeepLab2 key prefix of its conv block, without a
+      trailing '/'.
+    final_conv_prefix: DeepLab2 key prefix of its final 1x1 conv.
+  """
   mapping = {}
   block = f"{conv_block_prefix}/_conv1_bn_act"
   if head.conv_type == "depthwise_separable_conv":
@@ -56,6 +63,9 @@ def deeplab2_variable_map(head) -> vm.VariableMap:
 
   Keys are the model-only checkpoint keys without the
   '/.ATTRIBUTES/VARIABLE_VALUE' suffix, e.g. 'pixel_space_head/final_conv/kernel'.
+
+  Args:
+    head: the model's MaskClassHead, called once (built).
   The auxiliary semantic branch (semantic_decoder, semantic_head_without_last_layer,
   semantic_last_layer) is not part of this head.
   """
@@ -64,5 +74,9 @@ def deeplab2_variable_map(head) -> vm.VariableMap:
 
 def auxiliary_predictor_variable_map(head) -> vm.VariableMap:
   """Keys of a kMaX layer's auxiliary predictor, relative to
-  '<layer>/_auxiliary_clustering_predictor/' (e.g. '_pixel_space_head/final_conv/kernel')."""
+  '<layer>/_auxiliary_clustering_predictor/' (e.g. '_pixel_space_head/final_conv/kernel').
+
+  Args:
+    head: a kMaX layer's built MaskClassHead (auxiliary_predictor).
+  """
   return _head_map(head, "_")

@@ -89,7 +89,11 @@ def _entries(encoder):
 
 
 def deeplab2_variable_map(encoder) -> vm.VariableMap:
-  """{kMaX-DeepLab checkpoint key relative to 'encoder/': variable} for a built MOAT."""
+  """{kMaX-DeepLab checkpoint key relative to 'encoder/': variable} for a built MOAT.
+
+  Args:
+    encoder: a MOAT that has been called once (built).
+  """
   mapping = {}
   for key, _, variable in _entries(encoder):
     vm.add(mapping, key, variable)
@@ -97,7 +101,11 @@ def deeplab2_variable_map(encoder) -> vm.VariableMap:
 
 
 def imagenet_variable_map(encoder) -> vm.VariableMap:
-  """{MOAT ImageNet checkpoint name: variable} of the trainable variables."""
+  """{MOAT ImageNet checkpoint name: variable} of the trainable variables.
+
+  Args:
+    encoder: a MOAT that has been called once (built).
+  """
   mapping = {}
   for _, name, variable in _entries(encoder):
     if name is not None:

@@ -17,7 +17,11 @@ from kmax_tf.pixel_encoders import moat
 
 
 def model_variable_map(model) -> vm.VariableMap:
-  """{DeepLab2 model-only checkpoint key without suffix: variable}."""
+  """{DeepLab2 model-only checkpoint key without suffix: variable}.
+
+  Args:
+    model: a built KMaXDeepLab (ResNet/axial-ResNet, ConvNeXt or MOAT encoder).
+  """
   if isinstance(model.pixel_encoder, convnext.ConvNeXt):
     encoder_map = deeplab2_convnext_names.deeplab2_variable_map(model.pixel_encoder)
   elif isinstance(model.pixel_encoder, moat.MOAT):
@@ -39,7 +43,11 @@ def model_variable_map(model) -> vm.VariableMap:
 
 
 def imagenet_variable_map(model):
-  """{DeepLab2 MOAT ImageNet checkpoint name: variable}, or None if the encoder is not MOAT."""
+  """{DeepLab2 MOAT ImageNet checkpoint name: variable}, or None if the encoder is not MOAT.
+
+  Args:
+    model: a built KMaXDeepLab.
+  """
   if isinstance(model.pixel_encoder, moat.MOAT):
     return deeplab2_moat_names.imagenet_variable_map(model.pixel_encoder)
   return None

@@ -16,7 +16,11 @@ from kmax_tf.checkpoints import variable_map as vm
 
 
 def deeplab2_variable_map(pixel_decoder) -> vm.VariableMap:
-  """Returns {DeepLab2 key relative to 'pixel_decoder/': variable} for a built decoder."""
+  """Returns {DeepLab2 key relative to 'pixel_decoder/': variable} for a built decoder.
+
+  Args:
+    pixel_decoder: a KMaXPixelDecoder that has been called once (built).
+  """
   if not pixel_decoder.built:
     raise ValueError("Build the KMaXPixelDecoder (call it once) before mapping its variables.")
   mapping = {}

@@ -31,7 +31,11 @@ def _aspp_map(mapping, prefix, aspp):
 
 
 def semantic_decoder_variable_map(decoder) -> vm.VariableMap:
-  """Keys relative to the checkpoint root, e.g. 'semantic_decoder/_aspp/...'."""
+  """Keys relative to the checkpoint root, e.g. 'semantic_decoder/_aspp/...'.
+
+  Args:
+    decoder: a built SemanticDecoder.
+  """
   if not decoder.built:
     raise ValueError("Build the SemanticDecoder (call it once) before mapping its variables.")
   mapping = {}
@@ -50,7 +54,11 @@ def semantic_decoder_variable_map(decoder) -> vm.VariableMap:
 
 
 def semantic_head_variable_map(head) -> vm.VariableMap:
-  """Keys of the auxiliary semantic PanopticSingleHead, relative to the root."""
+  """Keys of the auxiliary semantic PanopticSingleHead, relative to the root.
+
+  Args:
+    head: the built semantic PanopticSingleHead.
+  """
   if not head.built:
     raise ValueError("Build the semantic head (call it once) before mapping its variables.")
   mapping = head_names.panoptic_single_head_variable_map(
@@ -63,6 +71,10 @@ def deeplab2_variable_map(semantic_decoder, semantic_head) -> vm.VariableMap:
 
   Either argument may be None: Cityscapes kMaX has no auxiliary semantic
   decoder (its semantic head reads the stride-32 feature directly).
+
+  Args:
+    semantic_decoder: the built SemanticDecoder, or None.
+    semantic_head: the built semantic PanopticSingleHead, or None.
   """
   mapping = {}
   if semantic_decoder is not None:

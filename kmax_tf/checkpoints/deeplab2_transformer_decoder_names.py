@@ -29,7 +29,11 @@ from kmax_tf.checkpoints import variable_map as vm
 
 def kmax_layer_variable_map(layer) -> vm.VariableMap:
   """{key relative to '_kmax_decoder/<i>/_block1_transformer/': variable} of one
-  built KMaXTransformerLayer."""
+  built KMaXTransformerLayer.
+
+  Args:
+    layer: a KMaXTransformerLayer that has been called once (built).
+  """
   if not layer.built:
     raise ValueError("Build the KMaXTransformerLayer (call it once) before mapping it.")
   mapping = {}
@@ -65,6 +69,9 @@ def deeplab2_variable_map(decoder) -> vm.VariableMap:
 
   Keys have no '/.ATTRIBUTES/VARIABLE_VALUE' suffix, e.g.
   '_kmax_decoder/0/_block1_transformer/_memory_conv1_bn_act/_conv/kernel'.
+
+  Args:
+    decoder: a KMaXTransformerDecoder that has been called once (built).
   """
   if not decoder.built:
     raise ValueError("Build the KMaXTransformerDecoder (call it once) before mapping it.")

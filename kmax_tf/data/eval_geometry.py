@@ -24,6 +24,14 @@ def fitted_size(size: tf.Tensor, min_size: Optional[Tuple[int, int]],
 
   Without min and max size the image is not resized. float32 `ratio_dtype` for
   graphs that TFLite must run (identical sizes, see resize_to_range_size).
+
+  Args:
+    size: int [2], the image's (height, width) in pixels.
+    min_size: resize value (see preprocessing.resize_spec) both sides must
+      reach, or None.
+    max_size: resize value both sides must fit in, or None.
+    factor: if set, output sides are k * factor + 1.
+    ratio_dtype: dtype of the scale ratios, tf.float64 or tf.float32.
   """
   size = tf.cast(size, tf.int32)
   if not (preprocessing.resize_spec(min_size) or preprocessing.resize_spec(max_size)):
@@ -36,6 +44,11 @@ def to_crop(images: tf.Tensor, resized: tf.Tensor, crop_size: Sequence[int]) -> 
   """[B, H, W, 3] images (any numeric dtype) -> float32 [B, crop_h, crop_w, 3] network input.
 
   Resized to `resized` ([2] int32, at most the crop) and padded with the mean pixel.
+
+  Args:
+    images: [B, H, W, 3] RGB in 0..255.
+    resized: int32 [2], (height, width) to resize to, at most crop_size.
+    crop_size: (crop_h, crop_w) in pixels, the model's input size.
   """
   resized_images = align_corners_resize.bilinear(tf.cast(images, tf.float32), resized)
   return pad_to_crop(resized_images, crop_size)
@@ -46,6 +59,13 @@ def pad_to_crop(images: tf.Tensor, crop_size: Sequence[int]) -> tf.Tensor:
 
   The shift by the mean, zero padding and shift back is DeepLab2's float32
   sequence; for pixel values it is exact, so the model sees identical inputs.
+
+  Args:
+    images: float32 [B, h, w, 3] RGB in 0..255, h and w at most the crop.
+    crop_size: (crop_h, crop_w) in pixels.
+
+  Returns:
+    float32 [B, crop_h, crop_w, 3].
   """
   shape = tf.shape(images)
   paddings = tf.stack([[0, 0], [0, crop_size[0] - shape[1]], [0, crop_size[1] - shape[2]],
@@ -79,6 +99,13 @@ def crop_and_resize_nearest(maps: tf.Tensor, region: tf.Tensor, size: tf.Tensor)
   of columns: with a static size the converters fold the indices into
   constants, and two index vectors (size[0] + size[1] ints) are what a mobile
   model should carry, not one index per output pixel (1.6 MB at 641x641).
+
+  Args:
+    maps: [B, h, w] per-pixel maps at the crop size, e.g. int32 panoptic ids
+      or float32 instance scores.
+    region: int32 [2], (height, width) of the valid (unpadded) region.
+    size: int32 [2], (height, width) in pixels of the output, usually the
+      original image size.
   """
   rows = _nearest_indices(region[0], size[0])
   cols = _nearest_indices(region[1], size[1])

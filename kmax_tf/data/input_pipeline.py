@@ -52,7 +52,13 @@ def _patterns(file_pattern: Union[str, Sequence[str]]) -> List[str]:
 
 
 def converter_hint(dataset_name: str, output_dir: str) -> str:
-  """The command that creates the records of a dataset."""
+  """The command that creates the records of a dataset.
+
+  Args:
+    dataset_name: registered or custom dataset name ('' if unknown).
+    output_dir: directory the command should write the records to ('' for
+      the current directory).
+  """
   data_format = _CONVERTER_FORMATS.get(dataset_name)
   if data_format:
     source = f"--format={data_format} --root=<{data_format} dataset root>"
@@ -67,6 +73,10 @@ def converter_hint(dataset_name: str, output_dir: str) -> str:
 def list_record_files(file_pattern: Union[str, Sequence[str]],
                       dataset_name: str = "") -> List[str]:
   """Sorted files matching the glob pattern(s).
+
+  Args:
+    file_pattern: one glob pattern or several (dataset_options.file_pattern).
+    dataset_name: dataset name, used in the error message's converter hint.
 
   Raises:
     PanopticDataError: no pattern given, or a pattern matches no file; the
@@ -103,6 +113,11 @@ def resolve_descriptor(dataset_name: str,
   A `dataset_descriptor.json` written by the converter next to the records
   makes a custom dataset known; for a registered dataset it must describe the
   same label space.
+
+  Args:
+    dataset_name: dataset_options.dataset.
+    files: the record files; their directories are searched for
+      dataset_descriptor.json.
 
   Raises:
     PanopticDataError: unknown dataset, or records written for another label
@@ -149,6 +164,12 @@ def label_check(label: tf.Tensor, descriptor: DatasetDescriptor,
 
   Valid: class id (id // divisor) in [0, num_classes) or the ignore label,
   and no instance id (id % divisor) on a stuff class.
+
+  Args:
+    label: int32 panoptic ids (class * label_divisor + instance), any shape.
+    descriptor: the dataset's DatasetDescriptor.
+    source: string scalar, the record file (for the error message).
+    image_name: string scalar, the image name (for the error message).
   """
   divisor = descriptor.panoptic_label_divisor
   flat = tf.reshape(label, [-1])
@@ -339,6 +360,9 @@ def diagnose_data_loss(dataset_options) -> None:
 
   TensorFlow's reader reports a damaged record without its file; this reads
   every file of dataset_options.file_pattern with full checksum checks.
+
+  Args:
+    dataset_options: the DatasetOptions whose records were being read.
 
   Raises:
     PanopticDataError: naming the corrupt file and record (if one is found).

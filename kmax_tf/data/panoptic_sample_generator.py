@@ -146,7 +146,14 @@ class PanopticSampleGenerator:
   def from_dataset_options(cls, options, descriptor: DatasetDescriptor,
                            is_training: bool, **overrides
                            ) -> "PanopticSampleGenerator":
-    """Builds the generator from a config's DatasetOptions message."""
+    """Builds the generator from a config's DatasetOptions message.
+
+    Args:
+      options: DatasetOptions (train_dataset_options or eval_dataset_options).
+      descriptor: the dataset's DatasetDescriptor.
+      is_training: training augmentation and targets, else eval preprocessing.
+      **overrides: constructor arguments that replace the config's.
+    """
     augmentations = options.augmentations
     kwargs = dict(
         descriptor=descriptor, is_training=is_training,
@@ -308,7 +315,18 @@ class PanopticSampleGenerator:
     return center, offsets
 
   def targets(self, label: tf.Tensor, source=None) -> Dict[str, tf.Tensor]:
-    """The loss targets of a preprocessed [H, W, 1] int32 panoptic label."""
+    """The loss targets of a preprocessed [H, W, 1] int32 panoptic label.
+
+    Args:
+      label: int32 [H, W, 1] panoptic ids (class * label_divisor + instance),
+        after resizing/cropping.
+      source: string scalar naming the image in error messages (too many thing
+        instances); None reads "<unknown>".
+
+    Returns:
+      target key -> tensor, the target entries described in the module
+      docstring ([H, W] maps, thing_id_class_gt [max_thing_id]).
+    """
     semantic, is_thing, crowd, panoptic = self._split_label(label)
     ids, pixel_index, counts, is_instance = self._instance_ids(panoptic)
     if self.small_instance_threshold > 0:

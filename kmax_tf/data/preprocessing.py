@@ -31,7 +31,12 @@ ResizeValue = Optional[Union[int, Sequence[int]]]
 
 
 def resize_spec(value: ResizeValue) -> Optional[Tuple[int, int]]:
-  """None/empty/non-positive -> None; n -> (n, n); (h, w) -> (h, w)."""
+  """None/empty/non-positive -> None; n -> (n, n); (h, w) -> (h, w).
+
+  Args:
+    value: a config resize value in pixels: None, an int, or a sequence of
+      0, 1 or 2 ints (height, width).
+  """
   if value is None:
     return None
   if isinstance(value, int):
@@ -75,6 +80,17 @@ def resize_to_range_size(height: tf.Tensor, width: tf.Tensor,
   quotient of such integers never falls on a float32 rounding midpoint), so
   the sizes are identical (tests/data/test_eval_geometry.py checks every size
   up to 1500x1500).
+
+  Args:
+    height: int32 scalar, input height in pixels.
+    width: int32 scalar, input width in pixels.
+    min_size: resize value (see resize_spec) both sides must reach, or None.
+    max_size: resize value both sides must fit in, or None.
+    factor: if set, output sides are k * factor + 1.
+    ratio_dtype: dtype of the scale ratios, tf.float64 or tf.float32.
+
+  Returns:
+    int32 [2] tensor, (height, width) in pixels.
   """
   height = tf.convert_to_tensor(height, tf.int32)
   width = tf.convert_to_tensor(width, tf.int32)
@@ -98,12 +114,28 @@ def resize_to_range_size(height: tf.Tensor, width: tf.Tensor,
 
 
 def resize_image(image: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
-  """Corner-aligned bilinear resize of a float32 [H, W, C] image."""
+  """Corner-aligned bilinear resize of a float32 [H, W, C] image.
+
+  Args:
+    image: float32 [H, W, C], e.g. RGB in 0..255.
+    size: int32 [2], (height, width) in pixels.
+
+  Returns:
+    float32 [size[0], size[1], C].
+  """
   return align_corners_resize.bilinear(image[tf.newaxis], size)[0]
 
 
 def resize_label(label: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
-  """Corner-aligned nearest-neighbour resize of an integer [H, W, C] map."""
+  """Corner-aligned nearest-neighbour resize of an integer [H, W, C] map.
+
+  Args:
+    label: integer [H, W, C], e.g. int32 panoptic ids [H, W, 1].
+    size: int32 [2], (height, width) in pixels.
+
+  Returns:
+    [size[0], size[1], C] in the label's dtype.
+  """
   return align_corners_resize.nearest(label[tf.newaxis], size)[0]
 
 
@@ -111,7 +143,18 @@ def resize_to_range(image: tf.Tensor, label: Optional[tf.Tensor],
                     min_size: ResizeValue = None, max_size: ResizeValue = None,
                     factor: Optional[int] = None
                     ) -> Tuple[tf.Tensor, Optional[tf.Tensor]]:
-  """Resizes image (float32) and label (int) to resize_to_range_size."""
+  """Resizes image (float32) and label (int) to resize_to_range_size.
+
+  Args:
+    image: float32 [H, W, 3], RGB in 0..255.
+    label: int32 [H, W, 1] panoptic ids, or None.
+    min_size: see resize_to_range_size.
+    max_size: see resize_to_range_size.
+    factor: see resize_to_range_size.
+
+  Returns:
+    (image, label) at the new size; label None if none was given.
+  """
   shape = tf.shape(image)
   size = resize_to_range_size(shape[0], shape[1], min_size, max_size, factor)
   image = resize_image(image, size)
@@ -128,6 +171,20 @@ def pad_image_and_label(image: tf.Tensor, label: Optional[tf.Tensor],
 
   The image (float32) is padded with MEAN_PIXEL, the label with
   label_pad_value.
+
+  Args:
+    image: float32 [H, W, 3], RGB in 0..255.
+    label: int32 [H, W, 1] panoptic ids, or None.
+    offset_height: int32 scalar, rows of padding above the image.
+    offset_width: int32 scalar, columns of padding left of the image.
+    target_height: int32 scalar, output height in pixels (>= H + offset).
+    target_width: int32 scalar, output width in pixels (>= W + offset).
+    label_pad_value: panoptic id of padded label pixels (usually
+      ignore_label * label_divisor).
+
+  Returns:
+    (image [target_height, target_width, 3], label [target_height,
+    target_width, 1] or None).
   """
   shape = tf.shape(image)
   bottom = target_height - offset_height - shape[0]
@@ -151,6 +208,14 @@ def scale_choices(min_scale_factor: float, max_scale_factor: float,
 
   The count is DeepLab2's int((max - min) / step + 1), computed on the
   float32 config values, with a small tolerance so 0.3..1.7 by 0.1 gives 15.
+
+  Args:
+    min_scale_factor: smallest scale (image size multiplier).
+    max_scale_factor: largest scale.
+    step_size: distance between consecutive scales (> 0).
+
+  Returns:
+    float32 [num_steps] scales from min to max.
   """
   num_steps = int((max_scale_factor - min_scale_factor) / step_size + 1 + 1e-6)
   return tf.linspace(tf.constant(min_scale_factor, tf.float32),
@@ -160,7 +225,17 @@ def scale_choices(min_scale_factor: float, max_scale_factor: float,
 def random_scale_factor(seed: tf.Tensor, min_scale_factor: float,
                         max_scale_factor: float,
                         step_size: float) -> Union[float, tf.Tensor]:
-  """A random scale: one of the discrete steps, or uniform when step is 0."""
+  """A random scale: one of the discrete steps, or uniform when step is 0.
+
+  Args:
+    seed: int [2] stateless random seed.
+    min_scale_factor: smallest scale (image size multiplier, >= 0).
+    max_scale_factor: largest scale (>= min_scale_factor).
+    step_size: distance between the discrete scales; 0 draws uniformly.
+
+  Returns:
+    The Python float min_scale_factor when min == max, else a float32 scalar.
+  """
   if min_scale_factor < 0 or min_scale_factor > max_scale_factor:
     raise ValueError(
         f"need 0 <= min_scale_factor ({min_scale_factor}) <= "
@@ -179,7 +254,16 @@ def random_scale_factor(seed: tf.Tensor, min_scale_factor: float,
 def scale_image_and_label(image: tf.Tensor, label: Optional[tf.Tensor],
                           scale: Union[float, tf.Tensor]
                           ) -> Tuple[tf.Tensor, Optional[tf.Tensor]]:
-  """Resizes to int32(float32([H, W]) * scale) (corner-aligned)."""
+  """Resizes to int32(float32([H, W]) * scale) (corner-aligned).
+
+  Args:
+    image: float32 [H, W, 3], RGB in 0..255.
+    label: int32 [H, W, 1] panoptic ids, or None.
+    scale: size multiplier, a float or float32 scalar; 1.0 returns the inputs.
+
+  Returns:
+    (image, label) resized (bilinear, resp. nearest neighbour).
+  """
   if isinstance(scale, float) and scale == 1.0:
     return image, label
   shape = tf.cast(tf.shape(image)[:2], tf.float32)
@@ -198,6 +282,17 @@ def random_pad_and_crop(image: tf.Tensor, label: tf.Tensor, crop_height: int,
   Sides shorter than the crop are first padded (image: MEAN_PIXEL, label:
   label_pad_value) to the crop size with the image at a random offset; then a
   random window of the crop size is cut out.
+
+  Args:
+    image: float32 [H, W, 3], RGB in 0..255.
+    label: int32 [H, W, 1] panoptic ids.
+    crop_height: output height in pixels.
+    crop_width: output width in pixels.
+    label_pad_value: panoptic id of padded label pixels.
+    seed: int [2] stateless random seed.
+
+  Returns:
+    (image [crop_height, crop_width, 3], label [crop_height, crop_width, 1]).
   """
   pad_seed, crop_seed = tf.unstack(tf.random.experimental.stateless_split(
       seed, 2))
@@ -227,7 +322,16 @@ def random_pad_and_crop(image: tf.Tensor, label: tf.Tensor, crop_height: int,
 
 def random_flip(image: tf.Tensor, label: tf.Tensor, seed: tf.Tensor
                 ) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-  """Flips both left-right with probability FLIP_PROBABILITY."""
+  """Flips both left-right with probability FLIP_PROBABILITY.
+
+  Args:
+    image: [H, W, C] image.
+    label: [H, W, C'] label map.
+    seed: int [2] stateless random seed.
+
+  Returns:
+    (image, label, flipped) with flipped a bool scalar.
+  """
   flip = tf.random.stateless_uniform([], seed) < FLIP_PROBABILITY
   image = tf.cond(flip, lambda: tf.reverse(image, [1]), lambda: image)
   label = tf.cond(flip, lambda: tf.reverse(label, [1]), lambda: label)

@@ -53,7 +53,15 @@ class CityscapesInstanceAP:
 
   def add_image(self, gt_instance_ids: np.ndarray, pred_masks: np.ndarray,
                 pred_label_ids: Sequence[int], pred_scores: Sequence[float]) -> None:
-    """Adds one image: its instanceIds map [H, W] and predictions ([M, H, W] masks)."""
+    """Adds one image: its instanceIds map [H, W] and predictions ([M, H, W] masks).
+
+    Args:
+      gt_instance_ids: integer [H, W] Cityscapes instanceIds map (label id *
+        1000 + k for instances, the bare label id elsewhere).
+      pred_masks: [M, H, W] boolean predicted masks (may overlap).
+      pred_label_ids: [M] Cityscapes label ids (not train ids) of the masks.
+      pred_scores: [M] confidences.
+    """
     gt = np.asarray(gt_instance_ids, np.int64)
     pred_masks = np.asarray(pred_masks, bool).reshape((-1,) + gt.shape)
     if not len(pred_masks) == len(pred_label_ids) == len(pred_scores):

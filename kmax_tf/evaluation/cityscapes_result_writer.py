@@ -56,7 +56,15 @@ class CityscapesResultWriter:
 
   def add(self, image_name: str, panoptic: np.ndarray,
           instance_scores: Optional[Mapping[int, float]] = None) -> None:
-    """Writes one image; `instance_scores` (panoptic id -> confidence) enables instance output."""
+    """Writes one image; `instance_scores` (panoptic id -> confidence) enables instance output.
+
+    Args:
+      image_name: Cityscapes image name, e.g. "frankfurt_000000_000294".
+      panoptic: integer [H, W] panoptic ids over train ids
+        (train id * label_divisor + instance).
+      instance_scores: panoptic id -> confidence of every thing segment; None
+        writes no instance results.
+    """
     panoptic = np.asarray(panoptic, np.int64)
     train_ids = panoptic // self.label_divisor
     lookup = np.zeros(max(len(self.train_id_to_label_id), self.ignored_label + 1), np.uint8)
@@ -81,7 +89,14 @@ class CityscapesResultWriter:
 
   def add_instances(self, image_name: str, masks: np.ndarray, label_ids: Sequence[int],
                     scores: Sequence[float]) -> None:
-    """Writes one image's instance predictions (masks may overlap) with Cityscapes label ids."""
+    """Writes one image's instance predictions (masks may overlap) with Cityscapes label ids.
+
+    Args:
+      image_name: Cityscapes image name.
+      masks: [M, H, W] boolean instance masks.
+      label_ids: [M] Cityscapes label ids (not train ids).
+      scores: [M] confidences.
+    """
     masks = np.asarray(masks, bool)
     if not len(masks) == len(label_ids) == len(scores):
       raise ValueError("masks, label_ids and scores must have the same length.")

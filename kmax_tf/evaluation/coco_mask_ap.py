@@ -21,7 +21,14 @@ STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100",
 
 
 def encode_masks(masks: np.ndarray) -> list:
-  """[N, H, W] binary masks -> COCO RLEs with str counts (JSON-ready)."""
+  """[N, H, W] binary masks -> COCO RLEs with str counts (JSON-ready).
+
+  Args:
+    masks: [N, H, W] array of booleans or 0/1 values.
+
+  Returns:
+    A list of N RLE dicts {"size": [H, W], "counts": str}.
+  """
   masks = np.asarray(masks)
   if masks.ndim != 3:
     raise ValueError(f"Expected [N, H, W] masks, got shape {masks.shape}.")
@@ -39,6 +46,12 @@ def instances_from_panoptic(panoptic: np.ndarray, label_divisor: int, thing_clas
 
   Returns (panoptic ids [N], masks [N, H, W] bool, class ids [N], is_crowd [N]); instance id 0
   of a thing class is its crowd region (DeepLab2's label convention).
+
+  Args:
+    panoptic: integer [H, W] panoptic ids.
+    label_divisor: panoptic id = class * label_divisor + instance.
+    thing_class_ids: class ids whose segments are instances.
+    ignored_label: void class id, never an instance.
   """
   panoptic = np.asarray(panoptic)
   ids = np.unique(panoptic)
@@ -75,7 +88,14 @@ class CocoMaskAP:
 
   def add_groundtruth(self, image_id: int, masks: np.ndarray, category_ids: Sequence[int],
                       is_crowd: Optional[Sequence[bool]] = None) -> None:
-    """Adds one image's ground-truth instances ([N, H, W] masks)."""
+    """Adds one image's ground-truth instances ([N, H, W] masks).
+
+    Args:
+      image_id: image id shared with add_predictions.
+      masks: [N, H, W] boolean instance masks at the image's size.
+      category_ids: [N] category id of each mask (the predictions' id space).
+      is_crowd: [N] crowd flags; None means no crowd.
+    """
     if self._fixed_groundtruth is not None:
       raise ValueError("Ground truth was given as a COCO JSON; add_groundtruth is not available.")
     masks = np.asarray(masks, bool)
@@ -94,7 +114,14 @@ class CocoMaskAP:
 
   def add_predictions(self, image_id: int, masks: np.ndarray, scores: Sequence[float],
                       category_ids: Sequence[int]) -> None:
-    """Adds one image's predicted instances ([M, H, W] masks, scores, category ids)."""
+    """Adds one image's predicted instances ([M, H, W] masks, scores, category ids).
+
+    Args:
+      image_id: image id shared with the ground truth.
+      masks: [M, H, W] boolean instance masks at the image's size.
+      scores: [M] confidences (higher ranks first in AP).
+      category_ids: [M] category id of each mask.
+    """
     masks = np.asarray(masks, bool)
     if not len(scores) == len(category_ids) == len(masks):
       raise ValueError("masks, scores and category_ids must have the same length.")

@@ -19,20 +19,34 @@ from kmax_tf.evaluation import panoptic_png
 
 
 def categories_of(descriptor) -> list:
-  """COCO category dicts (dataset ids, names, isthing, colours) of a DatasetDescriptor."""
+  """COCO category dicts (dataset ids, names, isthing, colours) of a DatasetDescriptor.
+
+  Args:
+    descriptor: DatasetDescriptor; its void class is left out.
+  """
   return [{"id": int(descriptor.train_id_to_eval_id[c]), "name": descriptor.class_names[c],
            "isthing": int(descriptor.is_thing(c)), "color": list(descriptor.class_colors[c])}
           for c in range(descriptor.num_classes) if c != descriptor.ignore_label]
 
 
 def class_to_category_of(descriptor) -> dict:
-  """Model class id -> dataset category id of a DatasetDescriptor (void left out)."""
+  """Model class id -> dataset category id of a DatasetDescriptor (void left out).
+
+  Args:
+    descriptor: DatasetDescriptor (train_id_to_eval_id gives the category ids).
+  """
   return {c: int(descriptor.train_id_to_eval_id[c])
           for c in range(descriptor.num_classes) if c != descriptor.ignore_label}
 
 
 def for_descriptor(descriptor, output_json: str, output_folder: Optional[str] = None):
-  """A CocoPanopticWriter in the label space of a DatasetDescriptor."""
+  """A CocoPanopticWriter in the label space of a DatasetDescriptor.
+
+  Args:
+    descriptor: DatasetDescriptor of the predictions' classes.
+    output_json: path of the JSON to write.
+    output_folder: where the PNGs go; default `output_json` without ".json".
+  """
   return CocoPanopticWriter(output_json, categories_of(descriptor),
                             class_to_category_of(descriptor), descriptor.panoptic_label_divisor,
                             descriptor.ignore_label, output_folder=output_folder)
@@ -71,7 +85,18 @@ class CocoPanopticWriter:
     os.makedirs(self.output_folder, exist_ok=True)
 
   def add(self, image_id, panoptic: np.ndarray, file_name: Optional[str] = None) -> dict:
-    """Writes one image's PNG and records its annotation; returns the annotation."""
+    """Writes one image's PNG and records its annotation; returns the annotation.
+
+    Args:
+      image_id: the JSON's image id (int or str), unique per writer.
+      panoptic: integer [H, W] panoptic ids (class * label_divisor + instance).
+      file_name: PNG file name inside output_folder; default f"{image_id}.png".
+
+    Returns:
+      {"image_id", "file_name", "segments_info": [{"id", "category_id",
+      "iscrowd", "area" (pixels), "bbox" ([x, y, w, h])}]}, segments in
+      increasing panoptic id order with ids 1, 2, ...
+    """
     if image_id in self._image_ids:
       raise ValueError(f"Image {image_id!r} was already written.")
     panoptic = np.asarray(panoptic, np.int64)

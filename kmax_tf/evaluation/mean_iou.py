@@ -13,7 +13,16 @@ import tf_keras
 
 @tf_keras.utils.register_keras_serializable(package="kmax_tf")
 class MeanIoU(tf_keras.metrics.Metric):
-  """Confusion-matrix mIoU; `result()` is the scalar mIoU, `per_class_iou()` the vector."""
+  """Confusion-matrix mIoU; `result()` is the scalar mIoU, `per_class_iou()` the vector.
+
+  Args:
+    num_classes: semantic classes; ground-truth ids must lie in [0, num_classes)
+      or equal ignored_label.
+    ignored_label: void class id: ground-truth pixels with it are skipped, and
+      when it lies in [0, num_classes) its class is left out of the mean.
+    name: metric name.
+    **kwargs: tf_keras.metrics.Metric arguments (the dtype is always float64).
+  """
 
   def __init__(self, num_classes: int, ignored_label: int, name: str = "mean_iou", **kwargs):
     kwargs.pop("dtype", None)
@@ -26,6 +35,13 @@ class MeanIoU(tf_keras.metrics.Metric):
         initializer="zeros")
 
   def update_state(self, y_true, y_pred, sample_weight=None):
+    """Adds the pixels of one or more semantic maps.
+
+    Args:
+      y_true: integer ground-truth class ids, any shape (e.g. [B, H, W]).
+      y_pred: integer predicted class ids, the same shape.
+      sample_weight: must be None (not supported).
+    """
     if sample_weight is not None:
       raise ValueError("MeanIoU does not support sample_weight.")
     n = self.num_classes

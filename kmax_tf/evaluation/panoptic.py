@@ -253,6 +253,14 @@ def accumulate(gt_json: str, gt_folder: str, pred_json: str, pred_folder: str,
                num_workers: Optional[int] = None, progress: bool = True) -> dict:
   """Checks the inputs and returns the per-category sums.
 
+  Args:
+    gt_json: COCO panoptic ground-truth JSON (annotations and categories).
+    gt_folder: folder of the ground-truth PNGs.
+    pred_json: COCO panoptic results JSON, one annotation per ground-truth image.
+    pred_folder: folder of the predicted PNGs.
+    num_workers: worker processes; None uses every CPU.
+    progress: show a progress bar.
+
   Returns:
     {"category_ids": [...], "is_thing": [...], "names": [...], "iou": float64 array,
      "tp", "fp", "fn": int64 arrays}, aligned with the ground-truth categories.
@@ -330,7 +338,16 @@ def _start_method_context():
 
 def evaluate(gt_json: str, gt_folder: str, pred_json: str, pred_folder: str,
              num_workers: Optional[int] = None, progress: bool = True) -> dict:
-  """Returns panopticapi's result dict: All / Things / Stuff {pq, sq, rq, n} and per_class."""
+  """Returns panopticapi's result dict: All / Things / Stuff {pq, sq, rq, n} and per_class.
+
+  Args:
+    gt_json: COCO panoptic ground-truth JSON (annotations and categories).
+    gt_folder: folder of the ground-truth PNGs.
+    pred_json: COCO panoptic results JSON, one annotation per ground-truth image.
+    pred_folder: folder of the predicted PNGs.
+    num_workers: worker processes; None uses every CPU.
+    progress: show a progress bar.
+  """
   sums = accumulate(gt_json, gt_folder, pred_json, pred_folder, num_workers, progress)
   return pq_stats.summarize(sums["category_ids"], sums["is_thing"], sums["iou"], sums["tp"],
                             sums["fp"], sums["fn"])

@@ -23,13 +23,27 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def rgb_to_id(rgb: np.ndarray) -> np.ndarray:
-  """[..., 3] RGB uint8 -> uint32 segment ids."""
+  """[..., 3] RGB uint8 -> uint32 segment ids.
+
+  Args:
+    rgb: [..., 3] uint8 (or integer 0..255) array.
+
+  Returns:
+    [...] uint32, R + 256 G + 256^2 B.
+  """
   rgb = np.asarray(rgb, np.uint32)
   return rgb[..., 0] + (rgb[..., 1] << 8) + (rgb[..., 2] << 16)
 
 
 def id_to_rgb(ids: np.ndarray) -> np.ndarray:
-  """uint segment ids -> [..., 3] uint8 RGB."""
+  """uint segment ids -> [..., 3] uint8 RGB.
+
+  Args:
+    ids: integer array of segment ids in [0, 2^24).
+
+  Returns:
+    ids.shape + (3,) uint8, (id & 255, id >> 8 & 255, id >> 16 & 255).
+  """
   ids = np.asarray(ids)
   if ids.size and (ids.min() < 0 or ids.max() >= 1 << 24):
     raise ValueError("COCO panoptic segment ids must lie in [0, 2^24).")
@@ -90,7 +104,12 @@ def read_id_codes(path: str) -> np.ndarray:
 
 
 def atomic_write_bytes(path: str, data: bytes) -> None:
-  """Writes `data` to a temporary file beside `path`, then renames it to `path`."""
+  """Writes `data` to a temporary file beside `path`, then renames it to `path`.
+
+  Args:
+    path: destination file; missing folders are created.
+    data: the file's complete contents.
+  """
   folder = os.path.dirname(os.path.abspath(path))
   os.makedirs(folder, exist_ok=True)
   fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=os.path.basename(path), dir=folder)
@@ -105,12 +124,21 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
 
 
 def encode_png(array: np.ndarray) -> bytes:
-  """PNG bytes of a [H, W] (grey) or [H, W, 3] (RGB) uint8 or [H, W] uint16 array."""
+  """PNG bytes of a [H, W] (grey) or [H, W, 3] (RGB) uint8 or [H, W] uint16 array.
+
+  Args:
+    array: the pixels; the dtype and shape choose the PNG mode.
+  """
   buffer = io.BytesIO()
   Image.fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG")
   return buffer.getvalue()
 
 
 def write_segment_ids(path: str, ids: np.ndarray) -> None:
-  """Writes a [H, W] map of segment ids as a COCO panoptic RGB PNG (atomically)."""
+  """Writes a [H, W] map of segment ids as a COCO panoptic RGB PNG (atomically).
+
+  Args:
+    path: the PNG to write.
+    ids: integer [H, W] segment ids in [0, 2^24), 0 = void.
+  """
   atomic_write_bytes(path, encode_png(id_to_rgb(ids)))

@@ -34,6 +34,16 @@ class PanopticQuality(tf_keras.metrics.Metric):
   `result()` gives scalar tensors pq, sq, rq for all classes and with suffixes _things / _stuff;
   `summary()` gives the panopticapi result dict (All / Things / Stuff and per class, keyed by
   class id).
+
+  Args:
+    num_classes: semantic classes; class ids must lie in [0, num_classes) or
+      equal ignored_label.
+    label_divisor: panoptic id = class * label_divisor + instance.
+    ignored_label: void class id (void pixels, any instance id).
+    thing_class_ids: class ids with instances (crowd handling, things/stuff
+      split).
+    name: metric name.
+    **kwargs: tf_keras.metrics.Metric arguments (the dtype is always float64).
   """
 
   def __init__(self, num_classes: int, label_divisor: int, ignored_label: int,
@@ -61,7 +71,14 @@ class PanopticQuality(tf_keras.metrics.Metric):
                                     initializer="zeros")
 
   def update_state(self, y_true, y_pred, sample_weight=None):
-    """Adds a [H, W] pair or a [B, H, W] batch of panoptic maps."""
+    """Adds a [H, W] pair or a [B, H, W] batch of panoptic maps.
+
+    Args:
+      y_true: integer ground-truth panoptic ids (class * label_divisor +
+        instance; instance 0 of a thing class is crowd), [H, W] or [B, H, W].
+      y_pred: integer predicted panoptic ids, the same shape.
+      sample_weight: must be None (not supported).
+    """
     if sample_weight is not None:
       raise ValueError("PanopticQuality does not support sample_weight.")
     iou, tp, fp, fn = self._batch_sums(y_true, y_pred)

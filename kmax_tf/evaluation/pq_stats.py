@@ -18,7 +18,19 @@ SPLITS = (("All", None), ("Things", True), ("Stuff", False))
 
 
 def summarize(category_ids: Sequence[int], is_thing: Sequence[bool], iou, tp, fp, fn) -> dict:
-  """Returns panopticapi-style results from per-category sums aligned with `category_ids`."""
+  """Returns panopticapi-style results from per-category sums aligned with `category_ids`.
+
+  Args:
+    category_ids: [C] category ids, the keys of "per_class".
+    is_thing: [C] bools, True for thing categories.
+    iou: [C] summed IoU of the matched (true positive) segments.
+    tp: [C] true-positive segment counts.
+    fp: [C] false-positive segment counts.
+    fn: [C] false-negative segment counts.
+
+  Returns:
+    The result dict of the module docstring; pq, sq, rq are fractions in 0..1.
+  """
   iou = np.asarray(iou, np.float64)
   tp, fp, fn = (np.asarray(x, np.float64) for x in (tp, fp, fn))
   per_class = {}
@@ -52,7 +64,18 @@ def summarize(category_ids: Sequence[int], is_thing: Sequence[bool], iou, tp, fp
 
 def format_table(results: Mapping, style: str = "coco",
                  category_names: Optional[Mapping[int, str]] = None) -> str:
-  """The table panopticapi (`style="coco"`) or cityscapesScripts (`"cityscapes"`) prints."""
+  """The table panopticapi (`style="coco"`) or cityscapesScripts (`"cityscapes"`) prints.
+
+  Args:
+    results: a summarize() result.
+    style: "coco" (All/Things/Stuff rows) or "cityscapes" (a row per category
+      first).
+    category_names: category id -> name for the cityscapes rows; ids are
+      printed where a name is missing.
+
+  Returns:
+    The table as one string, values in percent.
+  """
   lines = []
   if style == "coco":
     width = 10
@@ -78,7 +101,11 @@ def format_table(results: Mapping, style: str = "coco",
 
 
 def to_json_ready(results: Mapping) -> dict:
-  """Copies `results` with plain Python numbers (JSON turns the category ids into strings)."""
+  """Copies `results` with plain Python numbers (JSON turns the category ids into strings).
+
+  Args:
+    results: a summarize() result, possibly holding numpy numbers.
+  """
   out = {split: {k: (int(v) if k == "n" else float(v)) for k, v in results[split].items()}
          for split, _ in SPLITS}
   out["per_class"] = {int(cid): {k: float(v) for k, v in row.items()}

@@ -38,6 +38,11 @@ def register_dataset(config, descriptor_file: Optional[str] = None):
   Built-in datasets are registered already. A custom one is described by the
   `dataset_descriptor.json` its converter wrote beside the records: given
   explicitly, or found next to the config's eval/train file patterns.
+
+  Args:
+    config: ExperimentOptions.
+    descriptor_file: path of a dataset_descriptor.json, or None to search
+      beside the config's records.
   """
   name = kmax_settings.resolve_kmax_settings(config).dataset_name
   if descriptor_file:
@@ -65,7 +70,20 @@ def register_dataset(config, descriptor_file: Optional[str] = None):
 def build_serving_module(config, *, input_size: Optional[Sequence[int]] = None,
                          max_input_size: int = DEFAULT_MAX_INPUT_SIZE,
                          checkpoint: Optional[str] = None, model=None):
-  """Builds the inference model for `config` (or takes `model`), loads `checkpoint`."""
+  """Builds the inference model for `config` (or takes `model`), loads `checkpoint`.
+
+  Args:
+    config: ExperimentOptions; the model runs at its eval crop size.
+    input_size: (height, width) in pixels that serving_default and
+      serve_logits accept; None accepts any size.
+    max_input_size: largest accepted image side in pixels.
+    checkpoint: checkpoint prefix to load, or None (e.g. when `model` is
+      already loaded).
+    model: a built KMaXDeepLab for `config`, or None to build one.
+
+  Returns:
+    serving_module.KMaXServingModule.
+  """
   crop = model_builder.eval_crop_size(config)
   register_dataset(config)
   if model is None:
@@ -80,6 +98,12 @@ def build_serving_module(config, *, input_size: Optional[Sequence[int]] = None,
 
 
 def metadata(config, module) -> dict:
+  """The kmax_metadata.json contents: label space, geometry and signatures.
+
+  Args:
+    config: ExperimentOptions (gives the dataset).
+    module: the KMaXServingModule being exported.
+  """
   settings = kmax_settings.resolve_kmax_settings(config)
   descriptor = datasets.get_dataset_descriptor(settings.dataset_name)
   return {
@@ -119,7 +143,19 @@ def export_saved_model(config, output_dir: str, *, checkpoint: Optional[str] = N
                        input_size: Optional[Sequence[int]] = None,
                        max_input_size: int = DEFAULT_MAX_INPUT_SIZE, model=None,
                        dataset_descriptor: Optional[str] = None) -> str:
-  """Writes the SavedModel to `output_dir`; returns it."""
+  """Writes the SavedModel to `output_dir`; returns it.
+
+  Args:
+    config: ExperimentOptions.
+    output_dir: SavedModel directory to write.
+    checkpoint: checkpoint prefix to load, or None.
+    input_size: (height, width) in pixels to fix the pixel signatures' image
+      size; None accepts any size.
+    max_input_size: largest accepted image side in pixels.
+    model: a built KMaXDeepLab for `config`, or None to build one.
+    dataset_descriptor: dataset_descriptor.json of a custom dataset, or None
+      (see register_dataset).
+  """
   register_dataset(config, dataset_descriptor)
   module = build_serving_module(config, input_size=input_size, max_input_size=max_input_size,
                                 checkpoint=checkpoint, model=model)
@@ -140,7 +176,12 @@ def export_saved_model(config, output_dir: str, *, checkpoint: Optional[str] = N
 
 
 def write_warmup_requests(output_dir: str, image_size: Sequence[int]) -> bool:
-  """Writes TF Serving warmup requests (one per signature); False without the serving API."""
+  """Writes TF Serving warmup requests (one per signature); False without the serving API.
+
+  Args:
+    output_dir: the SavedModel directory.
+    image_size: (height, width) in pixels of the grey warmup image.
+  """
   try:
     from tensorflow_serving.apis import predict_pb2  # pylint: disable=g-import-not-at-top
     from tensorflow_serving.apis import prediction_log_pb2  # pylint: disable=g-import-not-at-top

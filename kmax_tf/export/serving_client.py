@@ -34,6 +34,7 @@ FLOAT_OUTPUTS = ("instance_scores", "segment_scores")
 
 
 def read_images(paths):
+  """The files' bytes (encoded JPEG/PNG), one entry per path."""
   encoded = []
   for path in paths:
     with open(path, "rb") as f:
@@ -42,7 +43,11 @@ def read_images(paths):
 
 
 def decode_pixels(encoded):
-  """Encoded images -> uint8 [B, H, W, 3] (decoded with TF, as the server would)."""
+  """Encoded images -> uint8 [B, H, W, 3] (decoded with TF, as the server would).
+
+  Args:
+    encoded: B encoded images (bytes) of one size.
+  """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   images = [tf.io.decode_image(e, channels=3, expand_animations=False).numpy() for e in encoded]
   if len({im.shape for im in images}) != 1:
@@ -52,14 +57,26 @@ def decode_pixels(encoded):
 
 
 def request_inputs(encoded, pixels):
-  """(signature name, {input name: numpy array}) for the chosen signature."""
+  """(signature name, {input name: numpy array}) for the chosen signature.
+
+  Args:
+    encoded: B encoded images (bytes).
+    pixels: send decoded uint8 [B, H, W, 3] RGB to serving_default instead of
+      the bytes (object [B]) to serve_image_bytes.
+  """
   if pixels:
     return PIXELS_SIGNATURE, {PIXELS_INPUT: decode_pixels(encoded)}
   return BYTES_SIGNATURE, {BYTES_INPUT: np.array(encoded, dtype=object)}
 
 
 def grpc_request(inputs, model_name, signature_name):
-  """tensorflow_serving PredictRequest for `inputs` ({name: numpy array})."""
+  """tensorflow_serving PredictRequest for `inputs` ({name: numpy array}).
+
+  Args:
+    inputs: input name -> numpy array (object arrays are sent as strings).
+    model_name: the served model's name.
+    signature_name: the SavedModel signature to call.
+  """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tensorflow_serving.apis import predict_pb2  # pylint: disable=g-import-not-at-top
   request = predict_pb2.PredictRequest()
@@ -72,6 +89,13 @@ def grpc_request(inputs, model_name, signature_name):
 
 
 def grpc_predict(server, request, timeout):
+  """Sends `request` over gRPC; returns output name -> numpy array.
+
+  Args:
+    server: "host:port" of TF Serving's gRPC endpoint.
+    request: a PredictRequest (grpc_request).
+    timeout: seconds to wait for the response.
+  """
   import grpc  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tensorflow_serving.apis import prediction_service_pb2_grpc  # pylint: disable=g-import-not-at-top
@@ -84,7 +108,12 @@ def grpc_predict(server, request, timeout):
 
 
 def rest_payload(inputs, signature_name):
-  """TF Serving REST body (columnar `inputs` format; strings as {"b64": ...})."""
+  """TF Serving REST body (columnar `inputs` format; strings as {"b64": ...}).
+
+  Args:
+    inputs: input name -> numpy array (object arrays hold bytes).
+    signature_name: the SavedModel signature to call.
+  """
   body = {}
   for name, value in inputs.items():
     if value.dtype == object:
@@ -95,12 +124,27 @@ def rest_payload(inputs, signature_name):
 
 
 def parse_rest_outputs(outputs):
-  """REST `outputs` JSON -> numpy arrays with the signature's dtypes."""
+  """REST `outputs` JSON -> numpy arrays with the signature's dtypes.
+
+  Args:
+    outputs: the response's "outputs" dict (output name -> nested lists).
+
+  Returns:
+    output name -> float32 array for scores, int32 for maps, ids and counts.
+  """
   return {name: np.asarray(value, np.float32 if name in FLOAT_OUTPUTS else np.int32)
           for name, value in outputs.items()}
 
 
 def rest_predict(server, model_name, payload, timeout):
+  """Posts `payload` to TF Serving's REST API; returns output name -> numpy array.
+
+  Args:
+    server: "host:port" of the REST endpoint.
+    model_name: the served model's name.
+    payload: the request body (rest_payload).
+    timeout: seconds to wait for the response.
+  """
   url = f"http://{server}/v1/models/{model_name}:predict"
   data = json.dumps(payload).encode("utf-8")
   request = urllib.request.Request(url, data=data,
@@ -115,7 +159,14 @@ def rest_predict(server, model_name, payload, timeout):
 
 
 def describe(result, paths, metadata=None):
-  """Human-readable lines: per image its size and segments."""
+  """Human-readable lines: per image its size and segments.
+
+  Args:
+    result: the served outputs: image_sizes [B, 2], num_segments [B] and the
+      segment_* tables [B, N].
+    paths: the B image paths, in request order.
+    metadata: kmax_metadata.json contents for class names, or None.
+  """
   names = (metadata or {}).get("class_names")
   lines = []
   for i, path in enumerate(paths):
@@ -134,7 +185,16 @@ def describe(result, paths, metadata=None):
 def request(server: str, image_paths: Sequence[str], model_name: str = "kmax",
             rest: bool = False, pixels: bool = False, timeout: float = 120.0
             ) -> Dict[str, np.ndarray]:
-  """Sends the images to the served model; returns its outputs as numpy arrays."""
+  """Sends the images to the served model; returns its outputs as numpy arrays.
+
+  Args:
+    server: "host:port" (gRPC, usually port 8500; REST 8501).
+    image_paths: JPEG/PNG files sent as one batch.
+    model_name: the served model's name.
+    rest: use the REST API instead of gRPC.
+    pixels: send decoded pixels to serving_default (same-size images only).
+    timeout: seconds per request.
+  """
   signature, inputs = request_inputs(read_images(image_paths), pixels)
   if rest:
     return rest_predict(server, model_name, rest_payload(inputs, signature), timeout)
@@ -169,7 +229,11 @@ def _client_command(f: flags.FlagValues) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-  """`kmax-serving-client`; see kmax_tf.cli for argv and the exit status."""
+  """`kmax-serving-client`; see kmax_tf.cli for argv and the exit status.
+
+  Args:
+    argv: command line including the program name; None reads sys.argv.
+  """
   import grpc  # pylint: disable=g-import-not-at-top
   return cli.run(argv, _FLAGS, _client_command, doc=__doc__,
                  input_errors=(ValueError, OSError, RuntimeError, grpc.RpcError))

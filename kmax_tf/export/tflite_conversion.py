@@ -30,7 +30,16 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
 def representative_images(directory: str, input_size: Sequence[int],
                           max_images: int = 100) -> Callable[[], Iterable]:
-  """Representative dataset: images of `directory` resized to `input_size`, uint8."""
+  """Representative dataset: images of `directory` resized to `input_size`, uint8.
+
+  Args:
+    directory: folder of .jpg/.jpeg/.png calibration images.
+    input_size: (height, width) in pixels of the TFLite input.
+    max_images: use at most this many images (in sorted name order).
+
+  Returns:
+    A generator function yielding [uint8 [1, height, width, 3] RGB] lists.
+  """
   paths = sorted(os.path.join(directory, n) for n in os.listdir(directory)
                  if n.lower().endswith(IMAGE_EXTENSIONS))[:max_images]
   if not paths:
@@ -57,7 +66,11 @@ def _fixed_size_function(loaded, input_size, batch_size):
 
 
 def signature_input_size(loaded) -> Optional[Sequence[int]]:
-  """The fixed [H, W] of the SavedModel's serving_default input, or None if dynamic."""
+  """The fixed [H, W] of the SavedModel's serving_default input, or None if dynamic.
+
+  Args:
+    loaded: the result of tf.saved_model.load on a kmax_tf SavedModel.
+  """
   spec = loaded.signatures["serving_default"].structured_input_signature[1]["images"]
   height, width = spec.shape[1], spec.shape[2]
   return None if height is None or width is None else [int(height), int(width)]
@@ -68,8 +81,15 @@ def convert(saved_model_dir: str, quantization: str = "none",
             representative_dir: Optional[str] = None) -> bytes:
   """Returns the .tflite flatbuffer of the SavedModel's serving_default signature.
 
-  input_size: [H, W] of the TFLite input; default the SavedModel's fixed size,
-    required when it was exported for any size.
+  Args:
+    saved_model_dir: a SavedModel written by export_saved_model.
+    quantization: 'none', 'float16' (weights), 'dynamic_int8' (weights,
+      dynamic-range activations) or 'full_int8' (the network's operations
+      only, calibrated on representative_dir).
+    input_size: [H, W] of the TFLite input; default the SavedModel's fixed size,
+      required when it was exported for any size.
+    batch_size: fixed batch size of the TFLite input.
+    representative_dir: folder of calibration images (full_int8 only).
   """
   if quantization not in QUANTIZATIONS:
     raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
@@ -121,7 +141,12 @@ def _network_int8(new_converter, saved_model_dir, representative_dataset) -> byt
 
 
 def interpreter(model_path: str, num_threads: Optional[int] = None):
-  """The stock LiteRT interpreter (ai_edge_litert), the one phones and servers run."""
+  """The stock LiteRT interpreter (ai_edge_litert), the one phones and servers run.
+
+  Args:
+    model_path: the .tflite file.
+    num_threads: CPU threads; None lets LiteRT choose.
+  """
   try:
     from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top
   except ImportError as e:
@@ -131,6 +156,14 @@ def interpreter(model_path: str, num_threads: Optional[int] = None):
 
 
 def run(interp, images: np.ndarray) -> dict:
-  """Runs the converted serving_default signature on a uint8 batch."""
+  """Runs the converted serving_default signature on a uint8 batch.
+
+  Args:
+    interp: an interpreter() of a converted model.
+    images: uint8 [batch_size, H, W, 3] RGB at the model's input size.
+
+  Returns:
+    output name -> numpy array, as the serving_default signature returns.
+  """
   runner = interp.get_signature_runner()
   return runner(images=np.asarray(images, np.uint8))

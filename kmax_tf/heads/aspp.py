@@ -29,7 +29,21 @@ from kmax_tf.layers import conv_bn_act
 
 @tf_keras.utils.register_keras_serializable(package="kmax_tf")
 class ASPP(tf_keras.layers.Layer):
-  """ASPP: [1x1, 3x3 r1, 3x3 r2, 3x3 r3, image pool] -> 1x1 projection -> dropout."""
+  """ASPP: [1x1, 3x3 r1, 3x3 r2, 3x3 r3, image pool] -> 1x1 projection -> dropout.
+
+  Maps [B, H, W, C] to [B, H, W, output_channels].
+
+  Args:
+    output_channels: channels of every branch and of the projection.
+    atrous_rates: dilation rates of the three 3x3 branches.
+    use_only_1x1_proj_conv: build only the 1x1 projection (no branches, no
+      pooling, no dropout).
+    activation: activation name (see kmax_tf.layers.activations).
+    dropout_rate: dropout rate (0..1) after the projection, in training.
+    pool_size: (height, width) window in pixels of the image pooling at the
+      ASPP input's resolution; None or (None, None) pools globally.
+    **kwargs: tf_keras.layers.Layer arguments.
+  """
 
   def __init__(self,
                output_channels: int,
@@ -67,7 +81,12 @@ class ASPP(tf_keras.layers.Layer):
     self.proj_dropout = tf_keras.layers.Dropout(dropout_rate, name="proj_dropout")
 
   def set_pool_size(self, pool_size: Optional[Sequence[Optional[int]]]):
-    """Sets the image-pooling window; None or (None, None) = global pooling."""
+    """Sets the image-pooling window; None or (None, None) = global pooling.
+
+    Args:
+      pool_size: (height, width) of the average-pool window in pixels of the
+        ASPP input, or None / (None, None).
+    """
     if pool_size is None or tuple(pool_size) == (None, None):
       self.pool_size = None
       return

@@ -38,7 +38,16 @@ VOID_PRIOR_PROB = 0.9
 
 
 def void_prior_bias(num_classes: int, void_prior_prob: float = VOID_PRIOR_PROB):
-  """Per-class logit offsets: 0 for real classes, log((C-1) p / (1-p)) for void."""
+  """Per-class logit offsets: 0 for real classes, log((C-1) p / (1-p)) for void.
+
+  Args:
+    num_classes: C, class channels including void (the last one).
+    void_prior_prob: void probability (0..1) the offsets give when all logits
+      are otherwise equal.
+
+  Returns:
+    A list of C floats to add to the class logits.
+  """
   bias = [0.0] * num_classes
   bias[-1] = math.log((num_classes - 1) * void_prior_prob / (1.0 - void_prior_prob))
   return bias
@@ -58,6 +67,15 @@ class MaskClassHead(tf_keras.layers.Layer):
 
   `num_classes` counts the void class (the last channel): COCO 134 (void is one
   of the 134 semantic channels), Cityscapes 19 + 1.
+
+  Args:
+    num_classes: class-logit channels including void (>= 2).
+    head_channels: channels of the pixel head's 5x5 conv block.
+    mask_channels: channels of the pixel embedding and of the mask kernels.
+    conv_type: 'depthwise_separable_conv' or 'standard_conv' for the pixel
+      head's conv block.
+    activation: activation name (see kmax_tf.layers.activations).
+    **kwargs: tf_keras.layers.Layer arguments.
   """
 
   def __init__(self,

@@ -24,7 +24,15 @@ KERNEL_SIZE = 5
 
 @tf_keras.utils.register_keras_serializable(package="kmax_tf")
 class PanopticSingleHead(tf_keras.layers.Layer):
-  """5x5 conv block (BN + activation) followed by a biased 1x1 conv."""
+  """5x5 conv block (BN + activation) followed by a biased 1x1 conv.
+
+  Args:
+    head_channels: output channels of the 5x5 conv block.
+    output_channels: channels of the final 1x1 conv (the output).
+    conv_type: 'depthwise_separable_conv' or 'standard_conv'.
+    activation: activation name (see kmax_tf.layers.activations).
+    **kwargs: tf_keras.layers.Layer arguments.
+  """
 
   def __init__(self,
                head_channels: int,

@@ -38,7 +38,24 @@ FUSION_KERNEL_SIZE = 5
 
 @tf_keras.utils.register_keras_serializable(package="kmax_tf")
 class SemanticDecoder(tf_keras.layers.Layer):
-  """Panoptic-DeepLab single decoder: ASPP, then fuse low-level features."""
+  """Panoptic-DeepLab single decoder: ASPP, then fuse low-level features.
+
+  Args:
+    high_level_feature_key: endpoint of the coarse feature the ASPP reads.
+    low_level_feature_keys: endpoints fused in turn, highest level first.
+    low_level_channels_project: channels of each low-level 1x1 projection,
+      one per low-level key.
+    aspp_channels: channels of the ASPP branches and output.
+    atrous_rates: dilation rates of the ASPP's three 3x3 branches.
+    decoder_channels: channels of each fusion block and of the output.
+    aspp_use_only_1x1_proj_conv: see ASPP.use_only_1x1_proj_conv.
+    decoder_conv_type: 'depthwise_separable_conv' or 'standard_conv' for the
+      5x5 fusion blocks.
+    activation: activation name (see kmax_tf.layers.activations).
+    aspp_dropout_rate: dropout rate (0..1) after the ASPP projection.
+    aspp_pool_size: see ASPP.pool_size.
+    **kwargs: tf_keras.layers.Layer arguments.
+  """
 
   def __init__(self,
                high_level_feature_key: str = "feature_semantic",
@@ -96,6 +113,12 @@ class SemanticDecoder(tf_keras.layers.Layer):
       self.fusion_convs.append(fusion)
 
   def set_pool_size(self, pool_size):
+    """Sets the ASPP image-pooling window.
+
+    Args:
+      pool_size: (height, width) in pixels at the ASPP input's resolution, or
+        None / (None, None) for global pooling.
+    """
     self.aspp.set_pool_size(pool_size)
 
   def get_pool_size(self):

@@ -17,6 +17,12 @@ def gelu(x):
   until the backward pass (0.5 GB of the R50 training step's memory peak at
   257x257, batch 2). The derivative Phi(x) + x phi(x) is recomputed from x
   instead; the forward value is tf.nn.gelu's, bit for bit.
+
+  Args:
+    x: float tensor of any shape.
+
+  Returns:
+    GELU(x), same shape and dtype.
   """
   # Keep tf.nn.gelu's exact op pattern: the TFLite converter turns it into its
   # builtin GELU, and TFLite has no builtin Erfc for any rewritten form.
@@ -43,7 +49,12 @@ _ACTIVATIONS = {
 
 
 def get_activation(name):
-  """Returns the activation function for `name` (None or 'none' -> None)."""
+  """Returns the activation function for `name` (None or 'none' -> None).
+
+  Args:
+    name: 'relu', 'gelu' (exact erf form), 'swish', 'sigmoid', 'identity',
+      'none' or None.
+  """
   if name is None or name == "none":
     return None
   if name not in _ACTIVATIONS:

@@ -20,13 +20,23 @@ Size = Union[Sequence[int], tf.Tensor]
 
 
 def bilinear(images: tf.Tensor, size: Size) -> tf.Tensor:
-  """[B, H, W, C] -> float32 [B, size[0], size[1], C], corner-aligned bilinear."""
+  """[B, H, W, C] -> float32 [B, size[0], size[1], C], corner-aligned bilinear.
+
+  Args:
+    images: [B, H, W, C] real tensor.
+    size: (height, width) in pixels, ints or an int32 [2] tensor.
+  """
   return tf.raw_ops.ResizeBilinear(images=images, size=size, align_corners=True,
                                    half_pixel_centers=False)
 
 
 def nearest(images: tf.Tensor, size: Size) -> tf.Tensor:
-  """[B, H, W, C] -> [B, size[0], size[1], C] (same dtype), corner-aligned nearest."""
+  """[B, H, W, C] -> [B, size[0], size[1], C] (same dtype), corner-aligned nearest.
+
+  Args:
+    images: [B, H, W, C] tensor, e.g. int32 labels.
+    size: (height, width) in pixels, ints or an int32 [2] tensor.
+  """
   return tf.raw_ops.ResizeNearestNeighbor(images=images, size=size, align_corners=True,
                                           half_pixel_centers=False)
 
@@ -35,6 +45,10 @@ def resize_features(images: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
   """DeepLab2's resize of a static-shape [B, H, W, C] feature to `size` = (height, width).
 
   Returns the input's dtype (the arithmetic is float32).
+
+  Args:
+    images: [B, H, W, C] float feature map with static H, W and C.
+    size: (height, width) in pixels of the output.
   """
   _, height, width, channels = images.shape.as_list()
   out_height, out_width = int(size[0]), int(size[1])

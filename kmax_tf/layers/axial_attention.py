@@ -35,7 +35,15 @@ MAX_SPAN = 255
 
 
 def relative_distance_index(length):
-  """[length, length] int32 rows of the embedding table for (query, key) pairs."""
+  """[length, length] int32 rows of the embedding table for (query, key) pairs.
+
+  Args:
+    length: L, the attended axis length in positions.
+
+  Returns:
+    [L, L] int32 numpy array; entry [q, k] = clip(k - q + MAX_SPAN - 1, 0,
+    2 * MAX_SPAN - 2).
+  """
   positions = np.arange(length)
   distance = positions[None, :] - positions[:, None] + MAX_SPAN - 1
   # Beyond MAX_SPAN all distances share the border embeddings (DeepLab2 rule).
@@ -51,6 +59,16 @@ class AxialAttention(tf_keras.layers.Layer):
   `key_rpe_embeddings` [509, total_key_depth // num_heads],
   `value_rpe_embeddings` [509, total_value_depth // num_heads]; batch norms
   `batch_norm_qkv`, `batch_norm_similarity`, `batch_norm_retrieved_output`.
+
+  Args:
+    total_key_depth: query/key channels summed over the heads.
+    total_value_depth: value (and output) channels summed over the heads.
+    num_heads: attention heads; must divide both depths.
+    query_shape: longest supported axis length L (global attention only).
+    qk_rpe_init_std: stddev of the truncated-normal init of the query and key
+      relative positional embeddings.
+    value_rpe_init_std: the same for the value relative embeddings.
+    **kwargs: tf_keras.layers.Layer arguments.
   """
 
   def __init__(self,

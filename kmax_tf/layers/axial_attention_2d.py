@@ -19,6 +19,16 @@ class AxialAttention2D(tf_keras.layers.Layer):
 
   Sub-layers: `height_axis`, `width_axis` (AxialAttention), with
   round(filters * key_expansion) query/key channels.
+
+  Args:
+    filters: base channel count the key and value depths are scaled from.
+    strides: spatial stride, applied by subsampling after each axis attention.
+    key_expansion: query/key channels = round(filters * key_expansion).
+    value_expansion: value and output channels =
+      round(filters * value_expansion).
+    num_heads: attention heads per axis.
+    query_shape: longest supported H and W (global attention only).
+    **kwargs: tf_keras.layers.Layer arguments.
   """
 
   def __init__(self,

@@ -25,6 +25,20 @@ class AxialBlock(residual_bottleneck.ResidualBottleneck):
   Sub-layers (the checkpoint importer relies on these attributes):
   `conv1_bn_act`, `attention` (AxialAttention2D), `conv3_bn`, and the base
   class's `shortcut` and `drop_path`.
+
+  Args:
+    filters: base channels; the block outputs 4 * filters.
+    strides: spatial stride of the attention.
+    activation: activation name (see kmax_tf.layers.activations).
+    drop_path_keep_prob: probability (0, 1] of keeping the residual branch per
+      example in training; 1.0 disables drop path.
+    bottleneck_expansion: the 1x1 reduction outputs
+      bottleneck_expansion * filters channels.
+    key_expansion: see AxialAttention2D.
+    value_expansion: see AxialAttention2D.
+    num_heads: attention heads per axis.
+    query_shape: longest supported H and W of the attention input.
+    **kwargs: tf_keras.layers.Layer arguments.
   """
 
   def __init__(self,

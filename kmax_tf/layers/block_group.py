@@ -52,7 +52,24 @@ def _per_block(value, num_blocks, what):
 
 @tf_keras.utils.register_keras_serializable(package="kmax_tf")
 class BlockGroup(tf_keras.layers.Layer):
-  """`num_blocks` residual blocks; the first one carries the stride."""
+  """`num_blocks` residual blocks; the first one carries the stride.
+
+  Args:
+    filters: base channels of every block; the group outputs 4 * filters.
+    num_blocks: blocks in the group.
+    block_type: 'bottleneck' or 'axial', or one of them per block.
+    strides: spatial stride of the first block.
+    dilation_rate: atrous rate of the bottleneck blocks' 3x3 convolutions.
+    activation: activation name (see kmax_tf.layers.activations).
+    drop_path_keep_prob: keep probability (0, 1] of the residual branch in
+      training, one for all blocks or one per block; 1.0 disables drop path.
+    bottleneck_expansion: see AxialBlock (axial blocks only).
+    key_expansion: see AxialAttention2D (axial blocks only).
+    value_expansion: see AxialAttention2D (axial blocks only).
+    num_heads: attention heads per axis (axial blocks only).
+    query_shape: longest supported H and W (axial blocks only).
+    **kwargs: tf_keras.layers.Layer arguments.
+  """
 
   def __init__(self,
                filters: int,

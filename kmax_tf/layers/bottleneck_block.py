@@ -26,6 +26,16 @@ class BottleneckBlock(residual_bottleneck.ResidualBottleneck):
   Sub-layers (the checkpoint importer relies on these attributes):
   `conv1_bn_act`, `conv2_bn_act`, `conv3_bn` (ConvBNAct), and the base class's
   `shortcut` and `drop_path`.
+
+  Args:
+    filters: channels of the 1x1 and 3x3 convolutions; the block outputs
+      4 * filters.
+    strides: spatial stride of the 3x3 convolution.
+    dilation_rate: atrous rate of the 3x3 convolution.
+    activation: activation name (see kmax_tf.layers.activations).
+    drop_path_keep_prob: probability (0, 1] of keeping the residual branch per
+      example in training; 1.0 disables drop path.
+    **kwargs: tf_keras.layers.Layer arguments.
   """
 
   def __init__(self,

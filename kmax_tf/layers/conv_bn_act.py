@@ -27,7 +27,26 @@ def _explicit_padding(kernel_size, dilation_rate):
 
 @tf_keras.utils.register_keras_serializable(package="kmax_tf")
 class ConvBNAct(tf_keras.layers.Layer):
-  """2-D convolution (optionally depthwise) + BN + activation."""
+  """2-D convolution (optionally depthwise) + BN + activation.
+
+  Maps [B, H, W, C_in] to [B, ceil(H / strides), ceil(W / strides), filters]
+  (C_in channels when depthwise).
+
+  Args:
+    filters: output channels; None for a depthwise convolution.
+    kernel_size: square kernel size in pixels.
+    strides: spatial stride; != 1 pads explicitly and symmetrically.
+    dilation_rate: spatial dilation (atrous rate).
+    depthwise: a depthwise convolution (channel multiplier 1) instead of a
+      full one.
+    use_bias: add a conv bias; exclusive with use_bn (the BN beta is the bias).
+    use_bn: apply batch norm after the convolution.
+    bn_gamma_initializer: initializer of the BN scale; 'zeros' makes a
+      residual branch start as zero.
+    activation: activation name (see kmax_tf.layers.activations) or None.
+    kernel_initializer: Keras initializer (name or config) of the kernel.
+    **kwargs: tf_keras.layers.Layer arguments.
+  """
 
   def __init__(self,
                filters: Optional[int],
@@ -108,6 +127,16 @@ class Conv1DBNAct(tf_keras.layers.Layer):
 
   DeepLab2 stores these kernels as [1, C_in, C_out] (Keras Conv1D), so we keep
   Conv1D rather than Dense to load checkpoints without reshapes.
+
+  Args:
+    filters: output channels (the output is [B, N, filters]).
+    use_bias: add a conv bias; exclusive with use_bn.
+    use_bn: apply batch norm after the convolution.
+    bn_gamma_initializer: initializer of the BN scale; 'zeros' makes a
+      residual branch start as zero.
+    activation: activation name (see kmax_tf.layers.activations) or None.
+    kernel_initializer: Keras initializer (name or config) of the kernel.
+    **kwargs: tf_keras.layers.Layer arguments.
   """
 
   def __init__(self,

@@ -42,6 +42,14 @@ class ConvNeXtBlock(tf_keras.layers.Layer):
   `depthwise_conv`, `norm`, `pointwise_conv1`, `pointwise_conv2`,
   `drop_path`, and the weight `layer_scale` (None if layer_scale_init_value
   <= 0).
+
+  Args:
+    dim: channels of the input and output (the MLP hides 4 * dim).
+    drop_path_keep_prob: probability (0, 1] of keeping the residual branch per
+      example in training; 1.0 disables drop path.
+    layer_scale_init_value: initial value of the per-channel scale of the
+      residual branch; <= 0 builds no layer scale.
+    **kwargs: tf_keras.layers.Layer arguments.
   """
 
   def __init__(self,

@@ -86,6 +86,15 @@ class DilatedConv2D(tf_keras.layers.Conv2D):
                        f"groups={self.groups}, data_format={self.data_format}.")
 
   def convolution_op(self, inputs, kernel):
+    """Stride-1 "same" convolution, dropping taps that only read padding.
+
+    Args:
+      inputs: [batch, height, width, in_channels].
+      kernel: [kh, kw, in_channels, out_channels], the layer's kernel.
+
+    Returns:
+      [batch, height, width, out_channels], without the bias.
+    """
     rates = tuple(self.dilation_rate)
     if max(rates) == 1 or self.padding != "same":
       return super().convolution_op(inputs, kernel)

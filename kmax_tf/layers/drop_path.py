@@ -9,6 +9,13 @@ import tf_keras
 
 @tf_keras.utils.register_keras_serializable(package="kmax_tf")
 class DropPath(tf_keras.layers.Layer):
+  """Zeroes a whole residual branch per example in training, rescaled by 1 / keep_prob.
+
+  Args:
+    keep_prob: probability in (0, 1] of keeping each example's branch; 1.0
+      makes the layer the identity.
+    **kwargs: tf_keras.layers.Layer arguments.
+  """
 
   def __init__(self, keep_prob: float = 1.0, **kwargs):
     super().__init__(**kwargs)

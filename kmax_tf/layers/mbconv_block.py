@@ -36,6 +36,19 @@ class MBConvBlock(tf_keras.layers.Layer):
   equals hidden_size; created in build), `pre_norm`, `expand_conv`,
   `expand_norm`, `depthwise_conv`, `depthwise_norm`, `se` (None without SE),
   `shrink_conv`, `drop_path`.
+
+  Args:
+    hidden_size: output channels.
+    stride: spatial stride of the depthwise convolution and shortcut pool.
+    expansion_rate: the expanded (depthwise) width is
+      hidden_size * expansion_rate channels.
+    se_ratio: squeeze-and-excitation width as a fraction of hidden_size; None
+      builds no SE gate.
+    kernel_size: depthwise kernel size in pixels.
+    pool_size: window of the shortcut average pool (strided blocks only).
+    drop_path_keep_prob: probability (0, 1] of keeping the residual branch per
+      example in training; 1.0 disables drop path.
+    **kwargs: tf_keras.layers.Layer arguments.
   """
 
   def __init__(self,

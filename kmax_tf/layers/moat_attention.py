@@ -30,7 +30,16 @@ from kmax_tf.layers import squeeze_and_excitation
 
 
 def relative_position_indices(height: int, width: int) -> np.ndarray:
-  """[h*w, h*w] flat indices into a [2h-1, 2w-1] table (row-major)."""
+  """[h*w, h*w] flat indices into a [2h-1, 2w-1] table (row-major).
+
+  Args:
+    height: h, the feature map height in positions.
+    width: w, the feature map width in positions.
+
+  Returns:
+    int32 [h*w, h*w]; entry [(i, j), (x, y)] = (x - i + h - 1) * (2w - 1) +
+    (y - j + w - 1), pixels flattened row-major.
+  """
   i, j = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
   i, j = i.reshape(-1), j.reshape(-1)
   rows = i[None, :] - i[:, None] + height - 1
@@ -46,6 +55,13 @@ class MOATAttention(tf_keras.layers.Layer):
   with biases [heads, head_size]; `output_kernel` [heads, head_size, hidden]
   with bias [hidden]; `relative_position_embedding` [heads, 2P-1, 2P-1] or
   None when `position_embedding_size` is None.
+
+  Args:
+    hidden_size: output channels; a multiple of head_size.
+    head_size: channels per head (heads = hidden_size // head_size).
+    position_embedding_size: P, the side of the learned relative position
+      table (2P-1 x 2P-1 per head); None for no position bias.
+    **kwargs: tf_keras.layers.Layer arguments.
   """
 
   def __init__(self,

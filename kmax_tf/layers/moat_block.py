@@ -23,8 +23,23 @@ LAYER_NORM_EPSILON = 1e-5  # DeepLab2's MOAT ln_epsilon.
 
 @tf_keras.utils.register_keras_serializable(package="kmax_tf")
 class MOATBlock(tf_keras.layers.Layer):
-  """Sub-layers: `mbconv` (MBConvBlock, se_ratio None), `attention_norm`,
-  `attention` (MOATAttention), `drop_path`."""
+  """MBConv + global attention block on [B, H, W, C] -> [B, H/s, W/s, hidden_size].
+
+  Sub-layers: `mbconv` (MBConvBlock, se_ratio None), `attention_norm`,
+  `attention` (MOATAttention), `drop_path`.
+
+  Args:
+    hidden_size: output channels of the MBConv and the attention.
+    stride: spatial stride s of the MBConv.
+    expansion_rate: see MBConvBlock.
+    head_size: channels per attention head.
+    position_embedding_size: see MOATAttention; None for no position bias.
+    kernel_size: see MBConvBlock.
+    pool_size: see MBConvBlock.
+    drop_path_keep_prob: keep probability (0, 1] of both residual branches in
+      training; 1.0 disables drop path.
+    **kwargs: tf_keras.layers.Layer arguments.
+  """
 
   def __init__(self,
                hidden_size: int,

@@ -29,7 +29,12 @@ _STATE = threading.local()
 
 @contextlib.contextmanager
 def batch_norm_constants(momentum: float, epsilon: float):
-  """Within this block, batch_norm() without explicit constants uses these."""
+  """Within this block, batch_norm() without explicit constants uses these.
+
+  Args:
+    momentum: moving-average momentum of the BN statistics (e.g. 0.99).
+    epsilon: variance epsilon (e.g. 1e-3).
+  """
   previous = getattr(_STATE, "constants", None)
   _STATE.constants = (float(momentum), float(epsilon))
   try:
@@ -40,7 +45,12 @@ def batch_norm_constants(momentum: float, epsilon: float):
 
 @contextlib.contextmanager
 def synchronized_batch_norm(enabled: bool):
-  """Within this block, batch_norm() builds synchronized (cross-replica) BN layers."""
+  """Within this block, batch_norm() builds synchronized (cross-replica) BN layers.
+
+  Args:
+    enabled: True for cross-replica statistics; False restores the per-replica
+      (fused) layers within the block.
+  """
   previous = getattr(_STATE, "synchronized", False)
   _STATE.synchronized = bool(enabled)
   try:

@@ -23,6 +23,15 @@ class ResidualBottleneck(tf_keras.layers.Layer):
 
   Sub-layers: `shortcut` (ConvBNAct, or None after build when the channel count
   is unchanged) and `drop_path`.
+
+  Args:
+    output_channels: channels of the block output (and of the shortcut).
+    strides: spatial stride of the block.
+    activation: activation name (see kmax_tf.layers.activations) applied to
+      the pre-activation input.
+    drop_path_keep_prob: probability (0, 1] of keeping the residual branch per
+      example in training; 1.0 disables drop path.
+    **kwargs: tf_keras.layers.Layer arguments.
   """
 
   def __init__(self, output_channels: int, strides: int, activation: str,

@@ -34,7 +34,18 @@ RESIZED = "resized"
 
 @tf_keras.utils.register_keras_serializable(package="kmax_tf")
 class ResizedFuse(tf_keras.layers.Layer):
-  """Resizes/projects a list of [B, H_i, W_i, C_i] features and sums them."""
+  """Resizes/projects a list of [B, H_i, W_i, C_i] features and sums them.
+
+  The output is [B, height, width, num_channels]; inputs need static shapes.
+
+  Args:
+    height: output height in pixels.
+    width: output width in pixels.
+    num_channels: output channels.
+    activation: activation name (see kmax_tf.layers.activations) applied to
+      projected inputs before their 1x1 conv.
+    **kwargs: tf_keras.layers.Layer arguments.
+  """
 
   def __init__(self,
                height: int,

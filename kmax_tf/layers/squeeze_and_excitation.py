@@ -16,7 +16,13 @@ def moat_kernel_initializer():
 
 @tf_keras.utils.register_keras_serializable(package="kmax_tf")
 class SqueezeAndExcitation(tf_keras.layers.Layer):
-  """Channel gate on [B, H, W, C]. Sub-layers: `reduce_conv`, `expand_conv`."""
+  """Channel gate on [B, H, W, C]. Sub-layers: `reduce_conv`, `expand_conv`.
+
+  Args:
+    se_filters: channels of the squeezed (reduced) representation.
+    output_filters: channels of the gate; must equal the input's C.
+    **kwargs: tf_keras.layers.Layer arguments.
+  """
 
   def __init__(self, se_filters: int, output_filters: int, **kwargs):
     super().__init__(**kwargs)

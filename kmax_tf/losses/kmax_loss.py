@@ -280,6 +280,12 @@ class KMaXLoss(tf_keras.layers.Layer):
 
     Under a distribution strategy divide the total by the number of replicas
     before taking gradients.
+
+    Args:
+      losses: loss name -> [batch] float per-image loss (as returned by call).
+
+    Returns:
+      loss name -> scalar float batch mean.
     """
     means = {}
     for name, value in losses.items():

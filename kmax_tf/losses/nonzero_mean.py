@@ -13,7 +13,18 @@ import tensorflow as tf
 
 
 def nonzero_mean(losses: tf.Tensor, top_k_percent: float = 1.0) -> tf.Tensor:
-  """Reduces [batch, ...] element losses to [batch]; 0 for an all-zero image."""
+  """Reduces [batch, ...] element losses to [batch]; 0 for an all-zero image.
+
+  Args:
+    losses: [batch, ...] float per-element losses (pixels or mask slots) with
+      static non-batch dimensions; zero entries (void, zero weight) are
+      excluded from the mean.
+    top_k_percent: fraction in [0, 1] of each image's largest losses to keep
+      before averaging (rounded half to even); 1.0 keeps all.
+
+  Returns:
+    [batch] float, the mean of each image's kept non-zero losses.
+  """
   if not 0.0 <= top_k_percent <= 1.0:
     raise ValueError(f"top_k_percent must lie in [0, 1], got {top_k_percent}")
   num_elements = int(np.prod(losses.shape.as_list()[1:]))

@@ -27,7 +27,25 @@ DEFAULT_INFERENCE_OUTPUTS = (keys.PIXEL_SPACE_MASK_LOGITS, keys.TRANSFORMER_CLAS
 
 @tf_keras.utils.register_keras_serializable(package="kmax_tf")
 class KMaXDeepLab(tf_keras.Model):
-  """kMaX-DeepLab: `model(images, training=False)` with images float32 [B,H,W,3] in 0..255."""
+  """kMaX-DeepLab: `model(images, training=False)` with images float32 [B,H,W,3] in 0..255.
+
+  Args:
+    pixel_encoder: maps the normalized image (image / 127.5 - 1) to an
+      endpoint dict (stage1..stage5, res1..res5).
+    pixel_decoder: adds decoder_stage* and decoder_output to the endpoints
+      (e.g. KMaXPixelDecoder).
+    transformer_decoder: adds the class/mask features, feature_panoptic,
+      feature_semantic and auxiliary_outputs (e.g. KMaXTransformerDecoder).
+    mask_class_head: maps those features to mask logits [B, h, w, N], class
+      logits [B, N, K + 1] and normalized pixel features (MaskClassHead).
+    semantic_head: auxiliary semantic head returning [B, h', w', classes]
+      logits; None if the model has no semantic branch.
+    semantic_decoder: optional decoder (SemanticDecoder) run before the
+      semantic head; None feeds feature_semantic to the head directly.
+    post_processor: turns mask and class logits into panoptic maps (e.g.
+      MaskWisePostProcessor); None if the model returns raw outputs only.
+    **kwargs: tf_keras.Model arguments.
+  """
 
   def __init__(self,
                pixel_encoder: tf_keras.layers.Layer,

@@ -40,7 +40,14 @@ _DECODER_ATROUS_RATE = 2
 
 
 def encoder_endpoint(stage_index: int) -> str:
-  """Encoder endpoint read by decoder stage `stage_index` (0 = stride 32)."""
+  """Encoder endpoint read by decoder stage `stage_index` (0 = stride 32).
+
+  Args:
+    stage_index: decoder stage, 0 (stride 32) to 4 (stride 2).
+
+  Returns:
+    'stage5' for stage 0 down to 'stage1' for stage 4.
+  """
   return f"stage{5 - stage_index}"
 
 
@@ -56,6 +63,18 @@ class KMaXPixelDecoder(tf_keras.layers.Layer):
   Sub-layers (the checkpoint mapping relies on them): `backbone_norms`
   (LayerNormalization per stage), `stages` (BlockGroup per stage),
   `skip_connections` (ResizedFuse between stages, created in build).
+
+  Args:
+    dims: base channels of each stage's blocks, coarsest (stride 32) first;
+      stage i outputs 4 * dims[i] channels. 4 stages (strides 32..4) or 5
+      (32..2).
+    num_blocks: residual blocks per stage.
+    block_types: 'axial' or 'bottleneck' per stage.
+    activation: activation name (see kmax_tf.layers.activations).
+    drop_path_keep_prob: keep probability (0, 1] of every block's residual
+      branch in training; 1.0 disables drop path.
+    norm_epsilon: epsilon of the layer norms applied to the encoder features.
+    **kwargs: tf_keras.layers.Layer arguments.
   """
 
   def __init__(self,
@@ -93,7 +112,13 @@ class KMaXPixelDecoder(tf_keras.layers.Layer):
 
   @classmethod
   def from_output_stride(cls, high_resolution_output_stride: int, **kwargs):
-    """DeepLab2's decoder for output stride 4 (COCO) or 2 (Cityscapes)."""
+    """DeepLab2's decoder for output stride 4 (COCO) or 2 (Cityscapes).
+
+    Args:
+      high_resolution_output_stride: stride of `decoder_output` relative to the
+        input image, 4 or 2.
+      **kwargs: further constructor arguments (activation, drop path, ...).
+    """
     if high_resolution_output_stride not in _PRESETS:
       raise ValueError(f"high_resolution_output_stride must be one of {sorted(_PRESETS)}, "
                        f"got {high_resolution_output_stride}.")

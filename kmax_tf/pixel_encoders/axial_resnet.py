@@ -41,12 +41,30 @@ _NUM_DROP_PATH_STAGES = 4
 
 
 def block_input_strides(stage_input_stride: int, num_blocks: int):
-  """Input stride of each block of a stage whose first block has stride 2."""
+  """Input stride of each block of a stage whose first block has stride 2.
+
+  Args:
+    stage_input_stride: stride (relative to the image) of the stage's input.
+    num_blocks: blocks in the stage.
+
+  Returns:
+    A list of num_blocks strides: the first block's input stride, then twice
+    that for the rest.
+  """
   return [stage_input_stride] + [2 * stage_input_stride] * (num_blocks - 1)
 
 
 def drop_path_keep_prob_at(stride: int, drop_path_keep_prob: float) -> float:
-  """DeepLab2's linear schedule, evaluated in its float order."""
+  """DeepLab2's linear schedule, evaluated in its float order.
+
+  Args:
+    stride: input stride of the block relative to the image (2, 4, ..., 32).
+    drop_path_keep_prob: keep probability reached at stride 32.
+
+  Returns:
+    The block's keep probability: 1.0 below stride 16, then linear in
+    log2(stride) down to drop_path_keep_prob at stride 32.
+  """
   if stride < _DROP_PATH_BEYOND_STRIDE:
     return 1.0
   stage = int(round(math.log2(stride) - 1))
@@ -59,6 +77,16 @@ class AxialResNet(tf_keras.layers.Layer):
 
   Sub-layers (the checkpoint importer relies on them): `stem` (ResNetStem or
   InceptionStem) and `stages[k]` (BlockGroup for DeepLab2's `_stage{k + 2}`).
+
+  Args:
+    stem_type: 'resnet' (one 7x7 conv) or 'inception' (three 3x3 convs).
+    use_axial_beyond_stride: blocks whose input stride is >= this are axial
+      blocks; 0 builds bottleneck blocks only.
+    activation: activation name (see kmax_tf.layers.activations).
+    num_blocks: blocks in stages 2..5 (four counts).
+    drop_path_keep_prob: keep probability of the stride-32 blocks; see the
+      module docstring for the schedule. 1.0 disables drop path.
+    **kwargs: tf_keras.layers.Layer arguments.
   """
 
   def __init__(self,

@@ -34,6 +34,13 @@ def drop_path_keep_probs(drop_path_keep_prob: float, num_blocks: int):
 
   Computed in float32 like DeepLab2's `tf.linspace(1.0, p, n)`, so the values
   the training graph sees are the same float32 numbers.
+
+  Args:
+    drop_path_keep_prob: keep probability of the last block.
+    num_blocks: blocks over all stages.
+
+  Returns:
+    A list of num_blocks floats.
   """
   rates = np.linspace(np.float32(1.0), np.float32(drop_path_keep_prob), num_blocks,
                       dtype=np.float32)
@@ -47,6 +54,17 @@ class ConvNeXt(tf_keras.layers.Layer):
   Sub-layers (the checkpoint importer relies on these attribute names):
   `stem_conv`, `stem_norm`, `downsample_norms[i]` / `downsample_convs[i]` for the
   downsampling layers before stages 1..3, and `stages[s][j]` (ConvNeXtBlock).
+
+  Args:
+    depths: ConvNeXt blocks in each of the four stages.
+    dims: channels of each of the four stages.
+    drop_path_keep_prob: keep probability of the last block; earlier blocks
+      are linear from 1.0 to it. 1.0 disables drop path.
+    layer_scale_init_value: see ConvNeXtBlock.
+    zero_padding_for_downstream: pad the stem and downsampling layers so that
+      an input of H pixels gives ceil(H / stride) outputs (see the module
+      docstring).
+    **kwargs: tf_keras.layers.Layer arguments.
   """
 
   def __init__(self,

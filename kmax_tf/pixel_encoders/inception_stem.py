@@ -18,6 +18,13 @@ class InceptionStem(tf_keras.layers.Layer):
 
   Sub-layers: `conv1_bn_act` (3x3/2, filters), `conv2_bn_act` (3x3, filters),
   `conv3_bn` (3x3, 2 * filters, no activation).
+
+  Args:
+    filters: channels of the first two convolutions; the output has
+      2 * filters.
+    activation: activation name (see kmax_tf.layers.activations) after the
+      first two convolutions.
+    **kwargs: tf_keras.layers.Layer arguments.
   """
 
   def __init__(self, filters: int = 64, activation: str = "gelu", **kwargs):

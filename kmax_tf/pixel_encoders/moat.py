@@ -44,7 +44,16 @@ BLOCK_TYPES = ("mbconv", "moat")
 
 
 def survival_probabilities(drop_path_keep_prob: float, num_blocks: int):
-  """DeepLab2's per-block keep probabilities (block 0 keeps everything)."""
+  """DeepLab2's per-block keep probabilities (block 0 keeps everything).
+
+  Args:
+    drop_path_keep_prob: the schedule's end point (not reached by the last
+      block).
+    num_blocks: N, blocks over all stages.
+
+  Returns:
+    A list of N floats, 1 - (1 - drop_path_keep_prob) * b / N for block b.
+  """
   drop = 1.0 - drop_path_keep_prob
   return [1.0 - drop * b / num_blocks for b in range(num_blocks)]
 
@@ -56,6 +65,23 @@ class MOAT(tf_keras.layers.Layer):
   Sub-layers (the checkpoint importer relies on these attribute names):
   `stem_convs[i]`, `stem_norms[i]` (one fewer than convs), and
   `stages[s][j]` (MBConvBlock or MOATBlock).
+
+  Args:
+    stem_sizes: channels of each 3x3 stem convolution (the first is strided).
+    block_types: 'mbconv' or 'moat' for each of the four stages.
+    num_blocks: blocks in each of the four stages.
+    hidden_sizes: output channels of each of the four stages.
+    use_position_embedding: give MOAT stages a relative position bias (table
+      sizes POSITION_EMBEDDING_SIZES).
+    drop_path_keep_prob: end point of the drop-path schedule (see the module
+      docstring); 1.0 disables drop path.
+    input_normalization: 'inception' (use the input, image / 127.5 - 1, as is)
+      or 'imagenet' (convert it to ImageNet mean/std normalization).
+    expansion_rate: see MBConvBlock.
+    se_ratio: squeeze-and-excitation ratio of the MBConv stages.
+    head_size: channels per attention head of the MOAT stages.
+    pool_size: shortcut average-pool window of strided blocks.
+    **kwargs: tf_keras.layers.Layer arguments.
   """
 
   def __init__(self,

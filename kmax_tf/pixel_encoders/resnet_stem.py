@@ -20,6 +20,10 @@ class ResNetStem(tf_keras.layers.Layer):
 
   Sub-layer `conv_bn` (ConvBNAct), symmetric padding of 3 like DeepLab2's
   Conv2DSame.
+
+  Args:
+    filters: output channels.
+    **kwargs: tf_keras.layers.Layer arguments.
   """
 
   def __init__(self, filters: int = 64, **kwargs):

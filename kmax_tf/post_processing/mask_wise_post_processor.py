@@ -66,6 +66,33 @@ class MaskWisePostProcessor(tf_keras.layers.Layer):
   (int32), instance_scores (float32), semantic_scores (float32); and the
   per-slot tables pasted_slot_panoptic_ids (int32 [B, N]) and
   pasted_slot_scores (float32 [B, N]) in paste order (see kmax_tf.outputs).
+
+  Class channel k < len(thing_class_ids) is thing class thing_class_ids[k]; the
+  channels after it are the stuff classes in increasing id order (void skipped).
+
+  Args:
+    thing_class_ids: dataset class ids of the thing classes, in the order of
+      the first class-logit channels.
+    label_divisor: panoptic id = semantic class * label_divisor + instance id.
+    ignore_label: void class id; void pixels get panoptic id
+      ignore_label * label_divisor.
+    output_size: (height, width) in pixels of the output maps; the mask logits
+      are resized to it (bilinear, align_corners=True) before thresholding.
+    thing_class_threshold: minimum class probability (0..1, softmax over all
+      K + 1 channels) for a thing slot to be pasted.
+    stuff_class_threshold: the same for a stuff slot.
+    overlap_threshold: a slot is pasted only if more than this fraction (0..1)
+      of its binary mask is still uncovered by more confident slots.
+    thing_area_limit: thing segments of fewer pixels (at output_size) become
+      void; <= 0 keeps all.
+    stuff_area_limit: stuff classes whose pasted slots cover fewer pixels (at
+      output_size) become void; <= 0 keeps all.
+    pixel_confidence_threshold: a pixel belongs to a slot's binary mask when its
+      mask probability (softmax over the N slots) exceeds this (0..1).
+    reorder_class_weight: exponent of the class confidence in the paste-order
+      score confidence ** w_class * mean mask probability ** w_mask.
+    reorder_mask_weight: exponent of the mean mask probability in that score.
+    **kwargs: tf_keras.layers.Layer arguments; dtype defaults to float32.
   """
 
   def __init__(self,

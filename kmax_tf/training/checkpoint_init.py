@@ -22,7 +22,12 @@ from kmax_tf.checkpoints import deeplab2_checkpoint_reader as dl2
 from kmax_tf.checkpoints.deeplab2_checkpoint_reader import CheckpointMismatchError
 
 def class_count_mismatches(model, path: str) -> List[Tuple[str, list, list]]:
-  """(DeepLab2 key, model shape, checkpoint shape) of class-dependent layers that differ."""
+  """(DeepLab2 key, model shape, checkpoint shape) of class-dependent layers that differ.
+
+  Args:
+    model: a built KMaXDeepLab.
+    path: checkpoint prefix (kmax_tf or DeepLab2 layout).
+  """
   reader = tf.train.load_checkpoint(path)
   shapes = reader.get_variable_to_shape_map()
   variables = checkpoint_io.class_dependent_variables(model)
@@ -42,7 +47,14 @@ def _class_counts(mismatches) -> str:
 
 
 def check_same_classes(model, path: str, num_classes: int, dataset_name: str) -> None:
-  """Raises CheckpointMismatchError when `path` was trained for another class count."""
+  """Raises CheckpointMismatchError when `path` was trained for another class count.
+
+  Args:
+    model: a built KMaXDeepLab.
+    path: checkpoint prefix.
+    num_classes: the config dataset's classes including void (for the message).
+    dataset_name: the config's dataset (for the message).
+  """
   mismatches = class_count_mismatches(model, path)
   if mismatches:
     details = "; ".join(f"{k}: checkpoint {c} vs model {m}" for k, m, c in mismatches)
@@ -59,6 +71,10 @@ def initialize_from_checkpoint(model, path: str) -> str:
 
   Class-dependent last layers are skipped (kept fresh) when the checkpoint's
   class count differs from the model's.
+
+  Args:
+    model: a built KMaXDeepLab.
+    path: checkpoint file prefix or directory (DeepLab2 or kmax_tf layout).
   """
   path = dl2.resolve_checkpoint_path(path)
   mismatches = class_count_mismatches(model, path)

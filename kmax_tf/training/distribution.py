@@ -21,6 +21,9 @@ def configure_cpu_devices(count: int) -> None:
   """Splits the CPU into `count` logical devices (distribution without accelerators).
 
   Must run before TensorFlow initializes its devices.
+
+  Args:
+    count: logical CPU devices to create; <= 1 leaves the CPU as is.
   """
   if count > 1:
     cpu = tf.config.list_physical_devices("CPU")[0]
@@ -30,7 +33,14 @@ def configure_cpu_devices(count: int) -> None:
 
 def create_strategy(name: str, num_gpus: int = 0, tpu: Optional[str] = None
                     ) -> tf.distribute.Strategy:
-  """Creates the strategy `name` (one of STRATEGIES)."""
+  """Creates the strategy `name` (one of STRATEGIES).
+
+  Args:
+    name: 'one_device', 'mirrored', 'multi_worker_mirrored' or 'tpu'.
+    num_gpus: local GPUs to use (0: the CPU, or all logical CPUs for
+      'mirrored').
+    tpu: TPU name or address for 'tpu'; None, '' or 'local' for a local TPU.
+  """
   if name not in STRATEGIES:
     raise ValueError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {name!r}.")
   if num_gpus < 0:
@@ -57,7 +67,12 @@ def create_strategy(name: str, num_gpus: int = 0, tpu: Optional[str] = None
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
-  """Whether this process writes checkpoints, summaries and results."""
+  """Whether this process writes checkpoints, summaries and results.
+
+  Args:
+    strategy: the training strategy; only multi-worker strategies have
+      non-chief processes.
+  """
   resolver = getattr(strategy, "cluster_resolver", None)
   if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
     return True
@@ -69,6 +84,11 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 
 
 def worker_name(strategy: tf.distribute.Strategy) -> str:
+  """'chief', or '<task type>_<task id>' of this process in a cluster.
+
+  Args:
+    strategy: the training strategy.
+  """
   resolver = getattr(strategy, "cluster_resolver", None)
   if resolver is None or resolver.task_type is None:
     return "chief"

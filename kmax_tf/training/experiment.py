@@ -63,6 +63,13 @@ def build_loss(config, descriptor, auxiliary_output_number: int) -> KMaXLoss:
   A term is used only when its options are set (weight 0 otherwise); the
   semantic loss samples no pixels because DeepLab2 does not pass
   semantic_sample_k to its loss.
+
+  Args:
+    config: ExperimentOptions (reads trainer_options.loss_options and
+      model_options.max_deeplab).
+    descriptor: DatasetDescriptor giving the classes, void and thing ids.
+    auxiliary_output_number: auxiliary predictions of the transformer decoder
+      (its total kMaX layer count, 6 by default) that get deep supervision.
   """
   options = config.trainer_options.loss_options
   max_options = config.model_options.max_deeplab

@@ -43,12 +43,19 @@ def _frozen_batch_norm_statistics(layers):
 
 
 def stochastic_sublayers(layer: tf_keras.layers.Layer) -> List[str]:
-  """Names of the drop-path layers of `layer` that drop (keep_prob < 1)."""
+  """Names of the drop-path layers of `layer` that drop (keep_prob < 1).
+
+  Args:
+    layer: any Keras layer; its sublayers are searched recursively.
+  """
   return [l.name for l in _sublayers(layer) if isinstance(l, DropPath) and l.keep_prob < 1.0]
 
 
 def enable(layer: tf_keras.layers.Layer) -> None:
   """Makes `layer` (called with a tensor or a dict of tensors) recompute in the backward pass.
+
+  Args:
+    layer: the Keras layer whose activations are recomputed instead of kept.
 
   Raises:
     ValueError: the layer contains drop path with keep_prob < 1.

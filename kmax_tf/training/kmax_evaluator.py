@@ -49,7 +49,18 @@ _SHORT_AP_STATS = ("AP", "AP50", "AP75")
 
 
 def resized_size(raw_size, min_resize_value, max_resize_value, resize_factor) -> tf.Tensor:
-  """[height, width] the eval pipeline resized an image of `raw_size` to."""
+  """[height, width] the eval pipeline resized an image of `raw_size` to.
+
+  Args:
+    raw_size: int32 [2], the original image's (height, width) in pixels.
+    min_resize_value: eval_dataset_options.min_resize_value (see
+      preprocessing.resize_spec), or None.
+    max_resize_value: eval_dataset_options.max_resize_value, or None.
+    resize_factor: eval_dataset_options.resize_factor, or None.
+
+  Returns:
+    int32 [2].
+  """
   return eval_geometry.fitted_size(raw_size, min_resize_value, max_resize_value,
                                    resize_factor)
 
@@ -58,7 +69,16 @@ def resized_size(raw_size, min_resize_value, max_resize_value, resize_factor) ->
                               tf.TensorSpec([2], tf.int32), tf.TensorSpec([2], tf.int32)],
              reduce_retracing=True)
 def undo_preprocessing(prediction, crop_to, raw_size):
-  """Crops the valid region of a padded-crop prediction and resizes it to the raw size."""
+  """Crops the valid region of a padded-crop prediction and resizes it to the raw size.
+
+  Args:
+    prediction: int32 [crop_h, crop_w] panoptic ids at the eval crop.
+    crop_to: int32 [2], (height, width) of the resized image inside the crop.
+    raw_size: int32 [2], the original image's (height, width).
+
+  Returns:
+    int32 [raw_size[0], raw_size[1]], nearest-neighbour resized.
+  """
   return eval_geometry.crop_and_resize_nearest(prediction[tf.newaxis], crop_to, raw_size)[0]
 
 
@@ -160,6 +180,18 @@ class KMaXEvaluator(orbit.StandardEvaluator):
     return self._predict
 
   def eval_step(self, iterator):
+    """Predicts one eval batch.
+
+    Args:
+      iterator: iterator over (images float32 [B, crop_h, crop_w, 3] in 0..255,
+        targets dict with panoptic_raw, size_raw and image_name) batches.
+
+    Returns:
+      (predictions, raw, sizes, names), each a tuple with one entry per local
+      replica: predictions (panoptic_pred int32 [B, crop_h, crop_w],
+      instance_scores float32 [B, crop_h, crop_w]); raw the padded original
+      labels [B, H_max, W_max]; sizes int [B, 2]; names string [B].
+    """
     images, targets = next(iterator)
     predictions = self._predict_fn()(images)
     if self._distributed:
@@ -174,6 +206,12 @@ class KMaXEvaluator(orbit.StandardEvaluator):
     return predictions, raw, sizes, names
 
   def eval_reduce(self, state=None, step_outputs=None):
+    """Adds one eval_step's images to the PQ, mIoU and mask AP accumulators.
+
+    Args:
+      state: unused; returned as is.
+      step_outputs: the tuple eval_step returned.
+    """
     predictions, raws, sizes, names = step_outputs
     d = self._descriptor
     for (panoptic, scores), raw, size, name in zip(predictions, raws, sizes, names):
@@ -217,6 +255,15 @@ class KMaXEvaluator(orbit.StandardEvaluator):
       self._writer.add(name, predicted, file_name=f"{name}.png")
 
   def eval_end(self, state=None):
+    """Computes the metrics, writes the JSON files and returns the logs.
+
+    Args:
+      state: unused.
+
+    Returns:
+      metric name ("panoptic_quality/pq", "mean_iou/miou", "mask_ap/AP", ...)
+      -> float32 value, PQ and mIoU as fractions in 0..1.
+    """
     d = self._descriptor
     evaluated = [c for c in range(d.num_classes) if c != d.ignore_label]
     results = self._metric.summary(evaluated)
@@ -263,7 +310,12 @@ class KMaXEvaluator(orbit.StandardEvaluator):
 
 
 def prediction_writer(descriptor, output_dir: str):
-  """The writer of the dataset's result format: Cityscapes' files, else COCO panoptic."""
+  """The writer of the dataset's result format: Cityscapes' files, else COCO panoptic.
+
+  Args:
+    descriptor: DatasetDescriptor of the predictions.
+    output_dir: root folder of the written results.
+  """
   if descriptor.name == datasets.CITYSCAPES_PANOPTIC:
     return cityscapes_result_writer.CityscapesResultWriter(
         output_dir, descriptor.panoptic_label_divisor, descriptor.ignore_label)

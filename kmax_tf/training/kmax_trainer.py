@@ -29,7 +29,12 @@ TOTAL_LOSS = "total_loss"
 
 
 def derived_seed(seed: int, step: int) -> int:
-  """A 31-bit seed for the input pipeline segment that starts at `step`."""
+  """A 31-bit seed for the input pipeline segment that starts at `step`.
+
+  Args:
+    seed: the experiment's base seed.
+    step: global step at which the segment starts.
+  """
   return (int(seed) * 1_000_003 + int(step) * 7_919 + 17) % (2**31 - 1)
 
 
@@ -129,6 +134,12 @@ class KMaXTrainer(orbit.StandardTrainer):
     self._loop_start_step = step
 
   def train_step(self, iterator):
+    """Runs one optimizer step on every replica and increments the global step.
+
+    Args:
+      iterator: distributed iterator of (images float32 [B, crop_h, crop_w, 3]
+        in 0..255, targets dict from the panoptic sample generator) batches.
+    """
     def step_fn(inputs):
       self._replica_step(*inputs)
       self._global_step.assign_add(1)

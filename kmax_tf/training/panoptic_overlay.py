@@ -16,7 +16,14 @@ _INSTANCE_SHIFT = 37
 
 
 def colorize(panoptic: tf.Tensor, class_colors, label_divisor: int) -> tf.Tensor:
-  """[B, H, W] panoptic ids -> [B, H, W, 3] float32 colours in 0..255."""
+  """[B, H, W] panoptic ids -> [B, H, W, 3] float32 colours in 0..255.
+
+  Args:
+    panoptic: integer [B, H, W] panoptic ids (class * label_divisor + instance).
+    class_colors: [num_classes, 3] RGB colours in 0..255, indexed by class id
+      (out-of-range ids use the nearest end).
+    label_divisor: the dataset's panoptic label divisor.
+  """
   colors = tf.constant(np.asarray(class_colors, np.float32).reshape(-1, 3))
   panoptic = tf.cast(panoptic, tf.int32)
   semantic = tf.clip_by_value(panoptic // label_divisor, 0, tf.shape(colors)[0] - 1)
@@ -35,7 +42,14 @@ def _borders(panoptic: tf.Tensor) -> tf.Tensor:
 
 
 def overlay(images: tf.Tensor, panoptic: tf.Tensor, class_colors, label_divisor: int) -> tf.Tensor:
-  """[B, H, W, 3] images (0..255) with the panoptic map blended in, float32 0..1."""
+  """[B, H, W, 3] images (0..255) with the panoptic map blended in, float32 0..1.
+
+  Args:
+    images: [B, H, W, 3] RGB in 0..255, any numeric dtype.
+    panoptic: integer [B, h, w] panoptic ids; resized (nearest) to H x W.
+    class_colors: [num_classes, 3] RGB colours in 0..255.
+    label_divisor: the dataset's panoptic label divisor.
+  """
   images = tf.cast(images, tf.float32)
   panoptic = tf.cast(panoptic, tf.int32)
   size = tf.shape(images)[1:3]
@@ -47,7 +61,19 @@ def overlay(images: tf.Tensor, panoptic: tf.Tensor, class_colors, label_divisor:
 
 def overlay_grid(images: tf.Tensor, predicted: tf.Tensor, class_colors, label_divisor: int,
                  groundtruth: Optional[tf.Tensor] = None) -> tf.Tensor:
-  """Per example [image | prediction | ground truth] side by side, float32 0..1."""
+  """Per example [image | prediction | ground truth] side by side, float32 0..1.
+
+  Args:
+    images: [B, H, W, 3] RGB in 0..255.
+    predicted: integer [B, h, w] predicted panoptic ids.
+    class_colors: [num_classes, 3] RGB colours in 0..255.
+    label_divisor: the dataset's panoptic label divisor.
+    groundtruth: integer [B, h', w'] ground-truth panoptic ids, or None for a
+      two-panel grid.
+
+  Returns:
+    float32 [B, H, 2 W or 3 W, 3].
+  """
   images = tf.cast(images, tf.float32)
   panels = [images / 255.0, overlay(images, predicted, class_colors, label_divisor)]
   if groundtruth is not None:

@@ -32,7 +32,18 @@ def _split_heads(x, num_heads):
 
 @tf_keras.utils.register_keras_serializable(package="kmax_tf")
 class ClusterSelfAttention(tf_keras.layers.Layer):
-  """Self-attention over [B, N, C] cluster features; returns [B, N, output_channels]."""
+  """Self-attention over [B, N, C] cluster features; returns [B, N, output_channels].
+
+  Args:
+    key_channels: total query/key channels over all heads (d_k * num_heads).
+    value_channels: total value channels over all heads (d_v * num_heads).
+    output_channels: channels of the output projection.
+    num_heads: attention heads; must divide key_channels and value_channels.
+    activation: activation name (see kmax_tf.layers.activations) applied to the
+      retrieved values.
+    kernel_stddev: stddev of the truncated-normal init of the qkv projection.
+    **kwargs: tf_keras.layers.Layer arguments.
+  """
 
   def __init__(self,
                key_channels: int = 128,

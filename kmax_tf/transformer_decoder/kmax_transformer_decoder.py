@@ -33,7 +33,27 @@ SEMANTIC_FEATURE_SOURCE = "stage5"
 
 @tf_keras.utils.register_keras_serializable(package="kmax_tf")
 class KMaXTransformerDecoder(tf_keras.layers.Layer):
-  """Cluster centers refined by kMaX layers at strides 32, 16 and 8."""
+  """Cluster centers refined by kMaX layers at strides 32, 16 and 8.
+
+  Args:
+    num_classes: class-logit channels of the auxiliary heads, void included.
+    num_mask_slots: N, the number of learned cluster centers (mask slots).
+    num_layers: kMaX layers at stride 32, 16 and 8 (three counts).
+    channels: channels of the cluster centers and of the class and mask
+      embeddings returned.
+    bottleneck_channels: see KMaXTransformerLayer.
+    key_channels: see KMaXTransformerLayer.
+    value_channels: see KMaXTransformerLayer.
+    num_heads: see KMaXTransformerLayer.
+    ffn_channels: see KMaXTransformerLayer.
+    drop_path_keep_prob: keep probability (0, 1] of every layer's residual
+      branches in training; 1.0 disables drop path.
+    activation: activation name (see kmax_tf.layers.activations).
+    head_channels: see KMaXTransformerLayer.
+    mask_channels: see KMaXTransformerLayer.
+    head_conv_type: see KMaXTransformerLayer.
+    **kwargs: tf_keras.layers.Layer arguments.
+  """
 
   def __init__(self,
                num_classes: int,

@@ -39,6 +39,26 @@ class KMaXTransformerLayer(tf_keras.layers.Layer):
   Returns (cluster_centers [B, N, channels], auxiliary prediction dict with
   `pixel_space_mask_logits` [B, H, W, N], `transformer_class_logits`
   [B, N, num_classes], `pixel_space_normalized_feature` [B, H, W, mask_channels]).
+
+  Args:
+    num_classes: class-logit channels of the auxiliary head, void included
+      (void is the last channel).
+    channels: channels of the cluster centers (input and output).
+    bottleneck_channels: channels of the pixel and cluster bottlenecks that the
+      attention branches and the auxiliary head read.
+    key_channels: total query/key channels of the self-attention.
+    value_channels: total value channels of both attention branches.
+    num_heads: self-attention heads.
+    ffn_channels: hidden channels of the feed-forward network.
+    drop_path_keep_prob: probability (0, 1] of keeping each residual branch per
+      example in training (stochastic depth); 1.0 disables drop path.
+    activation: activation name (see kmax_tf.layers.activations).
+    head_channels: channels of the auxiliary head's 5x5 conv block.
+    mask_channels: channels of the auxiliary head's pixel embedding and mask
+      kernels.
+    head_conv_type: 'depthwise_separable_conv' or 'standard_conv' for the
+      auxiliary head's conv block.
+    **kwargs: tf_keras.layers.Layer arguments.
   """
 
   def __init__(self,

@@ -27,7 +27,15 @@ from kmax_tf.layers import normalization
 
 
 def hard_assignment(mask_logits):
-  """One-hot cluster assignment [B, H*W, N] from mask logits [B, H, W, N]."""
+  """One-hot cluster assignment [B, H*W, N] from mask logits [B, H, W, N].
+
+  Args:
+    mask_logits: [B, H, W, N] float mask logits of the N clusters (mask slots).
+
+  Returns:
+    [B, H*W, N] one-hot assignment in the logits' dtype (1 at each pixel's
+    argmax cluster), with gradients stopped.
+  """
   num_clusters = mask_logits.shape[-1]
   assignment = tf.one_hot(tf.argmax(mask_logits, axis=-1), depth=num_clusters,
                           dtype=mask_logits.dtype)
@@ -41,6 +49,14 @@ class KMeansCrossAttention(tf_keras.layers.Layer):
 
   Call inputs: (pixel_feature [B, H*W, Cp], mask_logits [B, H, W, N]).
   Returns the update [B, N, output_channels] to add to the cluster centers.
+
+  Args:
+    value_channels: channels of the pixel value projection (Conv1D + BN).
+    output_channels: channels of the returned center update; equals the
+      cluster-center channels it is added to.
+    kernel_stddev: stddev of the truncated-normal init of the value projection
+      (1 / sqrt(fan in) by default).
+    **kwargs: tf_keras.layers.Layer arguments.
   """
 
   def __init__(self,
