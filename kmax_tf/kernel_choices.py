@@ -65,7 +65,12 @@ class KernelChoices:
 
 
 def onednn_has_avx512(choices: KernelChoices) -> bool:
-  """Whether oneDNN may use its AVX-512 kernels on this CPU, given its ISA cap."""
+  """Whether oneDNN may use its AVX-512 kernels on this CPU, given its ISA cap.
+
+  Args:
+    choices: KernelChoices holding the CPU's vector extensions and the
+      ONEDNN_MAX_CPU_ISA cap.
+  """
   cap = choices.onednn_max_cpu_isa.upper()
   capped = cap not in ("", "ALL", "DEFAULT") and "AVX512" not in cap and "AMX" not in cap
   return not capped and all(f in choices.vector_extensions for f in _AVX512_CORE)
@@ -107,7 +112,17 @@ def _override(name) -> Optional[bool]:
 
 def decide(cpu_model, cpu_flags, onednn_enabled, onednn_max_cpu_isa, accelerators,
            fused_override=None, dilation_override=None) -> KernelChoices:
-  """The rule, from facts (kept apart from their gathering so it can be tested)."""
+  """The rule, from facts (kept apart from their gathering so it can be tested).
+
+  Args:
+    cpu_model: CPU model name (reported only).
+    cpu_flags: the CPU's feature flags, e.g. /proc/cpuinfo's {'avx2', ...}.
+    onednn_enabled: whether TensorFlow runs oneDNN kernels; None if unknown.
+    onednn_max_cpu_isa: the ONEDNN_MAX_CPU_ISA setting ('' if unset).
+    accelerators: visible GPU/TPU devices, e.g. ('GPU:0',); empty on CPU only.
+    fused_override: forced fused batch norm (True/False), or None for the rule.
+    dilation_override: forced native dilated conv (True/False), or None.
+  """
   facts = KernelChoices(cpu_model=cpu_model,
                         vector_extensions=tuple(sorted(set(cpu_flags) & set(
                             REPORTED_EXTENSIONS + _AVX512_CORE))),

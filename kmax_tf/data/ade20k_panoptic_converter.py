@@ -35,7 +35,19 @@ def conversion_items(root: str, split: str, image_dir: Optional[str] = None,
                      panoptic_dir: Optional[str] = None,
                      ) -> Tuple[List[ConversionItem], DatasetDescriptor,
                                 Dict[int, int]]:
-  """Items of one split, the dataset descriptor, category -> training id."""
+  """Items of one split, the dataset descriptor, category -> training id.
+
+  Args:
+    root: dataset root folder in the converter's layout ('' when all three
+      paths are given).
+    split: split name, e.g. 'train' or 'val'.
+    image_dir: image folder; None: the layout's.
+    panoptic_json: COCO-panoptic JSON; None: the layout's.
+    panoptic_dir: folder of the panoptic PNGs; None: the layout's.
+
+  Returns:
+    (conversion items, DatasetDescriptor, COCO category id -> training id).
+  """
   defaults = default_paths(root, split)
   paths = (image_dir or defaults[0], panoptic_json or defaults[1], panoptic_dir or defaults[2])
   descriptor = datasets.get_dataset_descriptor(DATASET_NAME)

@@ -131,6 +131,27 @@ def build_panoptic_tfrecords(
 
   Arguments mirror the command-line flags (see the module docstring).
 
+  Args:
+    data_format: 'coco', 'cityscapes', 'ade20k' or 'custom'.
+    output_dir: folder of the TFRecord shards (and dataset_descriptor.json).
+    root: dataset root folder in its usual layout (see the
+      kmax_tf.data.*_panoptic_converter docstrings).
+    splits: splits to convert; None: the format's defaults.
+    image_dir: image folder (overrides the layout; one split only).
+    panoptic_json: COCO-panoptic JSON (overrides the layout; one split only).
+    panoptic_dir: folder of the panoptic PNGs (overrides the layout; one split
+      only).
+    dataset_name: 'custom' only: the name configs give in
+      dataset_options.dataset.
+    label_divisor: 'custom' only: panoptic id = class * label_divisor +
+      instance; must exceed the instances of one class in an image.
+    num_shards: shards per split; 0: about 128 images per shard.
+    num_workers: worker processes; 0: one per CPU.
+    resume: keep shards a previous (interrupted) run completed.
+    treat_crowd_as_ignore: crowd regions become void; otherwise they keep
+      their class with instance id 0.
+    show_progress: show a progress bar.
+
   Raises:
     PanopticDataError: missing or inconsistent inputs.
   """

@@ -52,7 +52,17 @@ def descriptor_from_categories(name: str, categories: Sequence[Mapping],
                                label_divisor: int = DEFAULT_LABEL_DIVISOR,
                                splits_to_sizes: Optional[Mapping[str, int]]
                                = None) -> DatasetDescriptor:
-  """The label space of a COCO-panoptic JSON's categories (void = id 0)."""
+  """The label space of a COCO-panoptic JSON's categories (void = id 0).
+
+  Training id i + 1 is categories[i]; training id 0 is void.
+
+  Args:
+    name: the dataset name.
+    categories: the JSON's category dicts (id, name, isthing, optional
+      color as RGB 0..255).
+    label_divisor: panoptic id = class * label_divisor + instance.
+    splits_to_sizes: split name -> number of images, if known.
+  """
   category_ids = [int(c["id"]) for c in categories]
   void_eval_id = 0 if 0 not in category_ids else max(category_ids) + 1
   colors = [(0, 0, 0)]
@@ -80,7 +90,21 @@ def conversion_items(root: Optional[str], split: str, dataset_name: str,
                      label_divisor: int = DEFAULT_LABEL_DIVISOR,
                      ) -> Tuple[List[ConversionItem], DatasetDescriptor,
                                 Dict[int, int]]:
-  """Items of one split, the JSON's descriptor, category -> training id."""
+  """Items of one split, the JSON's descriptor, category -> training id.
+
+  Args:
+    root: dataset root folder in the custom layout, or None when all three
+      paths are given.
+    split: split name, e.g. 'train' or 'val'.
+    dataset_name: the name configs give in dataset_options.dataset.
+    image_dir: image folder; None: the layout's.
+    panoptic_json: COCO-panoptic JSON; None: the layout's.
+    panoptic_dir: folder of the panoptic PNGs; None: the layout's.
+    label_divisor: panoptic id = class * label_divisor + instance.
+
+  Returns:
+    (conversion items, DatasetDescriptor, COCO category id -> training id).
+  """
   if not root and not (image_dir and panoptic_json and panoptic_dir):
     raise PanopticDataError(
         "custom datasets need --root or all of --image_dir, --panoptic_json "

@@ -57,7 +57,12 @@ class PanopticLabelEncoder:
 
   @staticmethod
   def read_segment_ids(png_data: bytes, source: str = "<png>") -> np.ndarray:
-    """Decodes COCO-panoptic PNG bytes into [H, W] int32 segment ids."""
+    """Decodes COCO-panoptic PNG bytes into [H, W] int32 segment ids.
+
+    Args:
+      png_data: bytes of an RGB PNG, id = R + 256 G + 256^2 B.
+      source: the PNG's name for error messages.
+    """
     with Image.open(io.BytesIO(png_data)) as png:
       if png.mode != "RGB":
         raise PanopticDataError(

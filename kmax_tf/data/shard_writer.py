@@ -35,10 +35,22 @@ _CHUNK_SIZE = 4
 
 
 def shard_filename(split: str, index: int, num_shards: int) -> str:
+  """'<split>-<index>-of-<num_shards>.tfrecord', numbers 5-digit zero-padded.
+
+  Args:
+    split: record prefix, usually the split name.
+    index: 0-based shard index.
+    num_shards: shards of the split.
+  """
   return f"{split}-{index:05d}-of-{num_shards:05d}.tfrecord"
 
 
 def auto_num_shards(num_images: int) -> int:
+  """About 128 images per shard, between 1 and 1000 shards.
+
+  Args:
+    num_images: images in the split.
+  """
   return int(min(_MAX_AUTO_SHARDS,
                  max(1, -(-num_images // _IMAGES_PER_SHARD))))
 

@@ -128,6 +128,13 @@ def draw_scene(seed: int, split: str, index: int, size: int = 128,
 
   Segments are COCO panoptic `segments_info` entries (id, category_id,
   iscrowd, area, bbox); segment ids start at 1.
+
+  Args:
+    seed: dataset seed; the scene depends only on (seed, split, index).
+    split: split name.
+    index: image index within the split.
+    size: image height and width in pixels.
+    max_things: most thing instances in the scene.
   """
   rng = _split_seed(seed, split, index)
   first, second = rng.choice(STUFF_CATEGORY_IDS, size=2, replace=False)
@@ -186,6 +193,13 @@ def write_split(root: str, split: str, num_images: int, seed: int = 0, size: int
   and {root}/annotations/panoptic_{split}/*.png. Returns the JSON path.
   Files are written under temporary names and renamed, and the JSON last, so
   an interrupted run never leaves a JSON pointing at missing files.
+
+  Args:
+    root: dataset root folder.
+    split: split name.
+    num_images: images to draw.
+    seed: dataset seed.
+    size: image height and width in pixels.
   """
   image_dir = os.path.join(root, split)
   annotation_dir = os.path.join(root, "annotations", f"panoptic_{split}")
@@ -218,7 +232,14 @@ def _save_png(array: np.ndarray, path: str) -> None:
 
 def write_dataset(root: str, splits: Sequence[Tuple[str, int]] = (("train", 600), ("val", 100)),
                   seed: int = 0, size: int = 128) -> Dict[str, str]:
-  """Writes every (split, number of images); returns {split: JSON path}."""
+  """Writes every (split, number of images); returns {split: JSON path}.
+
+  Args:
+    root: dataset root folder.
+    splits: (split name, number of images) pairs.
+    seed: dataset seed.
+    size: image height and width in pixels.
+  """
   return {split: write_split(root, split, count, seed, size) for split, count in splits}
 
 
@@ -235,6 +256,11 @@ def panoptic_label(segment_map: np.ndarray, segments: Sequence[Dict],
 
   Training id of category i (file order) is i + 1; thing instances are
   numbered from 1 in segment order, stuff has instance 0.
+
+  Args:
+    segment_map: int [H, W] COCO segment ids (draw_scene's map, 0 = void).
+    segments: the scene's segments_info entries.
+    label_divisor: panoptic id = class * label_divisor + instance.
   """
   train_id = {c["id"]: i + 1 for i, c in enumerate(CATEGORIES)}
   label = np.zeros(segment_map.shape, np.int32)

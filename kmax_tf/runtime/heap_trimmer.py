@@ -45,7 +45,13 @@ class HeapTrimmer:
   """
 
   def __init__(self, interval_seconds: float = 0.5, malloc_trim=None):
-    """`malloc_trim` overrides the C function (for tests); None finds glibc's."""
+    """`malloc_trim` overrides the C function (for tests); None finds glibc's.
+
+    Args:
+      interval_seconds: seconds between trims (> 0).
+      malloc_trim: callable taking the pad size in bytes (0) and returning
+        non-zero when memory was released; None looks up glibc's.
+    """
     if not interval_seconds > 0:
       raise ValueError(f"interval_seconds must be positive, got {interval_seconds}.")
     self.interval_seconds = float(interval_seconds)

@@ -20,6 +20,9 @@ def without_autograph(call):
   `tf.autograph.experimental.do_not_convert` alone returns a `*args, **kwargs`
   wrapper, and Keras reads a layer's call signature (for `training`, `mask`
   and positional inputs) from the method, so the signature is carried over.
+
+  Args:
+    call: a function or method, e.g. a Keras layer's `call`.
   """
   wrapper = tf.autograph.experimental.do_not_convert(call)
   wrapper.__signature__ = inspect.signature(call)
