@@ -29,8 +29,7 @@ def deeplab2_variable_map(encoder) -> vm.VariableMap:
   Args:
     encoder: a ConvNeXt that has been called once (built).
   """
-  if not encoder.built:
-    raise ValueError("Build the ConvNeXt (call it once) before mapping its variables.")
+  vm.require_built(encoder, "ConvNeXt")
   mapping = {}
   stem = "downsample_layers/0"
   vm.add_weights(mapping, f"{stem}/layer_with_weights-0", encoder.stem_conv, vm.CONV_WEIGHTS)

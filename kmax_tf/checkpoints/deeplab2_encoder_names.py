@@ -65,8 +65,7 @@ def deeplab2_variable_map(encoder) -> vm.VariableMap:
   Args:
     encoder: an AxialResNet that has been called once (built).
   """
-  if not encoder.built:
-    raise ValueError("Build the encoder (call it once) before mapping its variables.")
+  vm.require_built(encoder, "encoder")
   stem = encoder.stem
   mapping = {}
   if isinstance(stem, resnet_stem.ResNetStem):

@@ -45,8 +45,7 @@ def panoptic_single_head_variable_map(head, conv_block_prefix, final_conv_prefix
 
 
 def _head_map(head, attribute_prefix):
-  if not head.built:
-    raise ValueError("Build the MaskClassHead (call it once) before mapping its variables.")
+  vm.require_built(head, "MaskClassHead")
   p = attribute_prefix
   mapping = panoptic_single_head_variable_map(
       head.pixel_space_head, f"{p}pixel_space_head/conv_block", f"{p}pixel_space_head/final_conv")

@@ -59,8 +59,7 @@ def _weights(kmax_prefix, imagenet_prefix, layer, names):
 
 def _entries(encoder):
   """(kMaX key, ImageNet name or None if not stored there, variable) of every variable."""
-  if not encoder.built:
-    raise ValueError("Build the MOAT (call it once) before mapping its variables.")
+  vm.require_built(encoder, "MOAT")
   k = 0
   for i, conv in enumerate(encoder.stem_convs):
     yield from _weights(f"_stem/layer_with_weights-{k}", f"moat/stem/conv_{i}", conv, _CONV)

@@ -21,8 +21,7 @@ def deeplab2_variable_map(pixel_decoder) -> vm.VariableMap:
   Args:
     pixel_decoder: a KMaXPixelDecoder that has been called once (built).
   """
-  if not pixel_decoder.built:
-    raise ValueError("Build the KMaXPixelDecoder (call it once) before mapping its variables.")
+  vm.require_built(pixel_decoder, "KMaXPixelDecoder")
   mapping = {}
   for i, norm in enumerate(pixel_decoder.backbone_norms):
     vm.add_weights(mapping, f"_backbone_norms/{i}", norm, vm.LN_WEIGHTS)

@@ -36,8 +36,7 @@ def semantic_decoder_variable_map(decoder) -> vm.VariableMap:
   Args:
     decoder: a built SemanticDecoder.
   """
-  if not decoder.built:
-    raise ValueError("Build the SemanticDecoder (call it once) before mapping its variables.")
+  vm.require_built(decoder, "SemanticDecoder")
   mapping = {}
   _aspp_map(mapping, f"{DECODER}/_aspp", decoder.aspp)
   for i, (project, fusion) in enumerate(zip(decoder.low_level_convs, decoder.fusion_convs)):
@@ -59,8 +58,7 @@ def semantic_head_variable_map(head) -> vm.VariableMap:
   Args:
     head: the built semantic PanopticSingleHead.
   """
-  if not head.built:
-    raise ValueError("Build the semantic head (call it once) before mapping its variables.")
+  vm.require_built(head, "semantic head")
   mapping = head_names.panoptic_single_head_variable_map(
       head, HEAD_WITHOUT_LAST_LAYER, LAST_LAYER)
   return vm.check_complete(head.weights, mapping, "semantic PanopticSingleHead")

@@ -34,8 +34,7 @@ def kmax_layer_variable_map(layer) -> vm.VariableMap:
   Args:
     layer: a KMaXTransformerLayer that has been called once (built).
   """
-  if not layer.built:
-    raise ValueError("Build the KMaXTransformerLayer (call it once) before mapping it.")
+  vm.require_built(layer, "KMaXTransformerLayer")
   mapping = {}
   _layer_map(mapping, "", layer)
   return vm.check_complete(layer.weights, mapping, "KMaXTransformerLayer")
@@ -73,8 +72,7 @@ def deeplab2_variable_map(decoder) -> vm.VariableMap:
   Args:
     decoder: a KMaXTransformerDecoder that has been called once (built).
   """
-  if not decoder.built:
-    raise ValueError("Build the KMaXTransformerDecoder (call it once) before mapping it.")
+  vm.require_built(decoder, "KMaXTransformerDecoder")
   mapping = {}
   for i, layer in enumerate(decoder.kmax_layers):
     _layer_map(mapping, f"_kmax_decoder/{i}/_block1_transformer/", layer)

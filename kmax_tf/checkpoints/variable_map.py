@@ -16,6 +16,12 @@ LN_WEIGHTS = ("gamma", "beta")
 CONV_WEIGHTS = ("kernel", "bias")
 
 
+def require_built(layer, what: str) -> None:
+  """Raises ValueError unless `layer` (described as `what`) has built its variables."""
+  if not layer.built:
+    raise ValueError(f"Build the {what} (call it once) before mapping its variables.")
+
+
 def add(mapping: VariableMap, key: str, variable: tf.Variable) -> None:
   """Adds `key` -> `variable`; raises ValueError if `key` is taken.
 

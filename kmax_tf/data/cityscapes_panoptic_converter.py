@@ -75,16 +75,9 @@ def conversion_items(root: str, split: str, image_dir: Optional[str] = None,
                                 Dict[int, int]]:
   """Items of one split, the dataset descriptor, category -> training id.
 
-  Args:
-    root: dataset root folder in the converter's layout ('' when all three
-      paths are given).
-    split: split name, e.g. 'train' or 'val'.
-    image_dir: image folder; None: the layout's.
-    panoptic_json: COCO-panoptic JSON; None: the layout's.
-    panoptic_dir: folder of the panoptic PNGs; None: the layout's.
-
-  Returns:
-    (conversion items, DatasetDescriptor, COCO category id -> training id).
+  Arguments as in kmax_tf.data.coco_panoptic_converter.conversion_items, with
+  `root` in Cityscapes's layout (see default_paths; '' when all three paths are
+  given).
   """
   default_image_dir, default_json, default_dir = default_paths(root, split)
   image_dir = image_dir or default_image_dir

@@ -47,6 +47,9 @@ def conversion_items(root: str, split: str, image_dir: Optional[str] = None,
     image_dir: Folder of the images named in the JSON.
     panoptic_json: COCO-panoptic JSON (or an image-info JSON: unlabeled).
     panoptic_dir: Folder of the annotation PNGs.
+
+  Returns:
+    (conversion items, DatasetDescriptor, dataset category id -> training id).
   """
   defaults = default_paths(root, split)
   paths = (image_dir or defaults[0], panoptic_json or defaults[1], panoptic_dir or defaults[2])

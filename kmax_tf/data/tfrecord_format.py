@@ -128,16 +128,7 @@ def encode_example(image_data: bytes, image_format: str, filename: str,
 
 def make_example(image_data: bytes, image_format: str, filename: str,
                  height: int, width: int, label: Optional[np.ndarray] = None):
-  """Like encode_example, as a tf.train.Example message.
-
-  Args:
-    image_data: encoded 3-channel image file bytes.
-    image_format: "jpeg" or "png".
-    filename: image name stored as image/filename (the file stem).
-    height: image height in pixels.
-    width: image width in pixels.
-    label: [height, width] integer panoptic ids, or None.
-  """
+  """Like encode_example (same arguments), as a tf.train.Example message."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   return tf.train.Example.FromString(encode_example(
       image_data, image_format, filename, height, width, label))

@@ -340,13 +340,7 @@ def evaluate(gt_json: str, gt_folder: str, pred_json: str, pred_folder: str,
              num_workers: Optional[int] = None, progress: bool = True) -> dict:
   """Returns panopticapi's result dict: All / Things / Stuff {pq, sq, rq, n} and per_class.
 
-  Args:
-    gt_json: COCO panoptic ground-truth JSON (annotations and categories).
-    gt_folder: folder of the ground-truth PNGs.
-    pred_json: COCO panoptic results JSON, one annotation per ground-truth image.
-    pred_folder: folder of the predicted PNGs.
-    num_workers: worker processes; None uses every CPU.
-    progress: show a progress bar.
+  Arguments as in `accumulate`.
   """
   sums = accumulate(gt_json, gt_folder, pred_json, pred_folder, num_workers, progress)
   return pq_stats.summarize(sums["category_ids"], sums["is_thing"], sums["iou"], sums["tp"],

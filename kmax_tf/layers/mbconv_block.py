@@ -46,8 +46,7 @@ class MBConvBlock(tf_keras.layers.Layer):
       builds no SE gate.
     kernel_size: depthwise kernel size in pixels.
     pool_size: window of the shortcut average pool (strided blocks only).
-    drop_path_keep_prob: probability (0, 1] of keeping the residual branch per
-      example in training; 1.0 disables drop path.
+    drop_path_keep_prob: as in BottleneckBlock (1.0 disables drop path).
     **kwargs: tf_keras.layers.Layer arguments.
   """
 

@@ -10,13 +10,7 @@ from kmax_tf.pixel_encoders import axial_resnet
 
 def axial_resnet50(drop_path_keep_prob: float = 1.0,
                    name: str = "axial_resnet50") -> axial_resnet.AxialResNet:
-  """Builds DeepLab2's axial-ResNet-50 (MaX-DeepLab-S backbone).
-
-  Args:
-    drop_path_keep_prob: keep probability of the stride-32 blocks (see
-      axial_resnet.drop_path_keep_prob_at); 1.0 disables drop path.
-    name: layer name.
-  """
+  """Builds DeepLab2's axial-ResNet-50 (MaX-DeepLab-S backbone); arguments as resnet50's."""
   return axial_resnet.AxialResNet(
       stem_type="inception", use_axial_beyond_stride=16, activation="gelu",
       num_blocks=(3, 4, 6, 3), drop_path_keep_prob=drop_path_keep_prob, name=name)
