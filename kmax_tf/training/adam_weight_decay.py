@@ -12,22 +12,27 @@ Built on the legacy Keras optimizer on purpose: its update is one fused
 faster than the per-variable Python update of the newer optimizers for a model
 with ~1400 variables (two optimizers x ~700), and its slots restore lazily from
 checkpoints.
+
+Why not tf-models-official's `official.modeling.optimization.legacy_adamw.
+AdamWeightDecay` (DeepLab2's own AdamWeightDecay is the same class): with
+DeepLab2's arguments (include `.*(kernel|weight):0$`, exclude `.*$`,
+gradient_clip_norm=0) it gives bitwise the same weights as this class after 1,
+5 and 10 steps in a graph (its default gradient_clip_norm=1.0 does not: up to
+5e-4 apart after one step). But
+  - it decides by variable name, and under MirroredStrategy the second
+    replica's component of `conv/kernel` is named `conv/kernel/replica_1:0`,
+    which that pattern misses: with 2 replicas only replica 0 decays and the
+    replicas drift apart (kernel 1.43 vs 1.70 after 3 steps in the test). We
+    decide by the variables themselves (DeepLab2 checkpoint keys, see
+    optimizer_builder), whatever our Keras names are;
+  - its decay does not wait for the gradient (see `_decay`; 0.31-0.40 GB more
+    at COCO R50's memory peak, BENCHMARKS.md).
+tests/test_model_garden_equivalents.py checks these facts.
 """
 from typing import Iterable
 
 import tensorflow as tf
 import tf_keras
-
-
-def _identity(variable):
-  """One key for a variable and its per-replica components (as Keras keys slots)."""
-  if not isinstance(variable, tf.distribute.DistributedValues):
-    container = getattr(variable, "_distributed_container", None)
-    if container is None:
-      container = getattr(getattr(variable, "handle", None), "_distributed_container", None)
-    if container is not None:
-      variable = container()
-  return getattr(variable, "_unique_id", id(variable))
 
 
 @tf_keras.utils.register_keras_serializable(package="kmax_tf")
@@ -46,10 +51,25 @@ class AdamWeightDecay(tf_keras.optimizers.legacy.Adam):
     super().__init__(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2,
                      epsilon=epsilon, name=name, **kwargs)
     self.weight_decay = float(weight_decay)
-    self._decayed = {_identity(v) for v in decayed_variables}
+    self._decayed = {v.ref() for v in decayed_variables}
+    # Under a tf.distribute strategy the update functions get each replica's
+    # component, not the distributed variable the caller listed; apply_gradients
+    # records the components of the decayed ones here.
+    self._decayed_components = set()
+
+  def apply_gradients(self, grads_and_vars, name=None, experimental_aggregate_gradients=True):
+    grads_and_vars = list(grads_and_vars)
+    strategy = tf.distribute.get_strategy()
+    for _, variable in grads_and_vars:
+      if variable.ref() in self._decayed:
+        self._decayed_components.update(
+            component.ref() for component in strategy.experimental_local_results(variable))
+    return super().apply_gradients(grads_and_vars, name, experimental_aggregate_gradients)
 
   def decays(self, variable) -> bool:
-    return self.weight_decay > 0 and _identity(variable) in self._decayed
+    """Whether `variable` (or, in an update, a replica's component of it) decays."""
+    return self.weight_decay > 0 and (variable.ref() in self._decayed
+                                       or variable.ref() in self._decayed_components)
 
   def _decay(self, grad, variable, apply_state):
     """`variable -= lr * weight_decay * variable`, once `grad` exists."""

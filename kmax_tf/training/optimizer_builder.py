@@ -17,7 +17,17 @@ rules are DeepLab2's, so its configs train the same way:
     as DeepLab2's second optimizer does;
   - `weight_decay` (> 0) is an L2 penalty (weight_decay / 2) * sum(w^2) on the
     same kernels, the Keras l2(weight_decay / 2) regularizer DeepLab2 attaches
-    to its convolutions.
+    to its convolutions;
+  - the warm-up is `base_lr * step / warmup_steps`, then the decay schedule
+    evaluated at the global step itself (not at step - warmup_steps), which is
+    DeepLab2's `trainer_utils.WarmUp` and tf-models-official's
+    `official.nlp.optimization.WarmUp` (power 1), used here: bitwise equal to
+    DeepLab2's formula at every warm-up step of the COCO config, eager and in a
+    graph. `official.modeling.optimization.lr_schedule.LinearWarmup` and
+    `PolynomialWarmUp` instead ramp up to `decay(warmup_steps)`, 3.0% below the
+    base rate with DeepLab2's kMaX config (poly 0.9, 150k steps, warm-up 5000),
+    so every warm-up step is up to 3.0% lower (PolynomialWarmUp also starts at
+    step 1's rate); tests/test_model_garden_equivalents.py checks both.
 """
 import dataclasses
 from typing import Dict, List, Optional
@@ -25,9 +35,10 @@ from typing import Dict, List, Optional
 import tensorflow as tf
 import tf_keras
 
+from official.nlp import optimization as model_garden_optimization
+
 from kmax_tf.config.config_error import ConfigError
 from kmax_tf.training.adam_weight_decay import AdamWeightDecay
-from kmax_tf.training.warm_up_schedule import WarmUpSchedule
 
 BACKBONE_ROOT = "encoder/"
 _DECAYED_SUFFIXES = ("kernel", "weight")
@@ -87,8 +98,13 @@ def learning_rate_schedule(solver_options, multiplier: float = 1.0):
   else:
     raise ConfigError(f"trainer_options.solver_options.learning_policy {policy!r} is not "
                       "supported; use 'poly' or 'cosine'.")
+  if solver_options.warmup_steps < 0:
+    raise ConfigError("trainer_options.solver_options.warmup_steps must not be negative, got "
+                      f"{solver_options.warmup_steps}.")
   if solver_options.warmup_steps:
-    schedule = WarmUpSchedule(learning_rate, schedule, solver_options.warmup_steps)
+    schedule = model_garden_optimization.WarmUp(
+        initial_learning_rate=learning_rate, decay_schedule_fn=schedule,
+        warmup_steps=solver_options.warmup_steps, name="linear_warmup")
   return schedule
 
 

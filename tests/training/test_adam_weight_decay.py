@@ -1,4 +1,8 @@
 """Tests of kmax_tf.training.adam_weight_decay (DeepLab2's AdamW for kMaX-DeepLab, ECCV 2022)."""
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -41,6 +45,52 @@ def test_decays_only_selected_variables(strategy):
     np.testing.assert_allclose(kept.numpy()[i], _reference(start, grad, 3, 0.1, 0.5, False),
                                rtol=1e-5)
   assert optimizer.decays(decayed) and not optimizer.decays(kept)
+
+
+_TWO_REPLICAS = r"""
+import json
+import tensorflow as tf
+import tf_keras
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from kmax_tf.training.adam_weight_decay import AdamWeightDecay
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+result = {}
+for loss_scale in (False, True):
+  with strategy.scope():
+    decayed = tf.Variable([2.0, -1.0], name="conv/kernel")
+    kept = tf.Variable([2.0, -1.0], name="conv/bias")
+    optimizer = AdamWeightDecay(learning_rate=0.1, weight_decay=0.5, decayed_variables=[decayed])
+    if loss_scale:
+      optimizer = tf_keras.mixed_precision.LossScaleOptimizer(optimizer, dynamic=False,
+                                                              initial_scale=1.0)
+
+  @tf.function
+  def step():
+    strategy.run(lambda: optimizer.apply_gradients([(tf.constant([0.3, -0.2]), decayed),
+                                                    (tf.constant([0.3, -0.2]), kept)]))
+
+  for _ in range(3):
+    step()
+  result[str(loss_scale)] = [[c.numpy().tolist() for c in strategy.experimental_local_results(v)]
+                             for v in (decayed, kept)]
+print(json.dumps(result))
+"""
+
+
+def test_two_mirrored_replicas_decay_every_component():
+  # Each replica's update gets its own component variable (named
+  # ".../replica_1:0" on the second), which must decay like the first.
+  out = subprocess.run([sys.executable, "-c", _TWO_REPLICAS], capture_output=True, text=True,
+                       timeout=300, check=True).stdout
+  result = json.loads(out.strip().splitlines()[-1])
+  for decayed, kept in result.values():
+    for i, (start, grad) in enumerate(((2.0, 0.3), (-1.0, -0.2))):
+      for replica in range(2):
+        np.testing.assert_allclose(decayed[replica][i],
+                                   _reference(start, grad, 3, 0.1, 0.5, True), rtol=1e-5)
+        np.testing.assert_allclose(kept[replica][i],
+                                   _reference(start, grad, 3, 0.1, 0.5, False), rtol=1e-5)
 
 
 def test_zero_decay_is_plain_adam_and_config():
