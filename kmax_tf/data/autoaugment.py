@@ -20,8 +20,8 @@ COCO fixture images at levels 0, 1, 3, 5, 7, 9, 10, 0.2, 1.4, 1.8, 2.0):
     mean), DeepLab2's blends toward the grey level min(pixel count / 256, 255):
     up to 187 grey levels apart, 87.5% of pixels differ on average;
   - importing it loads Keras 3, pandas, scikit-learn, matplotlib, OpenCV and
-    tensorflow_datasets into the trainer (+195 MB resident, +2154 modules,
-    2.0 s), which kmax_tf.lean_tensorflow_import exists to avoid;
+    tensorflow_datasets into the trainer (+195 MB resident, +2154 modules),
+    which kmax_tf.runtime.lean_import exists to avoid;
   - its policies draw with stateful `tf.random.uniform`, so they cannot be
     replayed from a seed.
 tests/test_model_garden_equivalents.py checks these facts.
