@@ -13,17 +13,18 @@ whose set of segment ids is the same. A trained model is needed: with random
 weights the kMaX cluster assignments are near ties and any rounding changes
 them. Speed: `python benchmarks/inference.py --bfloat16`.
 """
-import argparse
 import glob
 import json
 import os
 import sys
 
+from absl import flags
 import numpy as np
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 import kmax_tf  # pylint: disable=g-import-not-at-top,wrong-import-position
+from kmax_tf import cli  # pylint: disable=g-import-not-at-top,wrong-import-position
 from kmax_tf import predict  # pylint: disable=g-import-not-at-top,wrong-import-position
 from kmax_tf.data import descriptor_json  # pylint: disable=g-import-not-at-top,wrong-import-position
 from kmax_tf.export import saved_model_export  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -32,17 +33,19 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-posi
 CONFIG = os.path.join(_ROOT, "configs", "demo", "kmax_demo.textproto")
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--work_dir", required=True, help="`python -m kmax_tf.demo --work_dir`")
-  parser.add_argument("--output_json", default="")
-  args = parser.parse_args()
+_FLAGS = flags.FlagValues()
+flags.DEFINE_string("work_dir", None, "`python -m kmax_tf.demo --work_dir`", required=True,
+                    flag_values=_FLAGS)
+flags.DEFINE_string("output_json", "", "JSON file to write ('': none).", flag_values=_FLAGS)
+
+
+def _benchmark(args: flags.FlagValues) -> int:
   records = os.path.join(args.work_dir, "records")
   checkpoint = tf.train.latest_checkpoint(os.path.join(args.work_dir, "model"))
   images = sorted(glob.glob(os.path.join(args.work_dir, "data", "val", "*.png")))
   if checkpoint is None or not images:
-    sys.exit(f"error: no trained demo in {args.work_dir} (expected model/ckpt-* and "
-             "data/val/*.png); run python -m kmax_tf.demo --work_dir=... first")
+    raise FileNotFoundError(f"no trained demo in {args.work_dir} (expected model/ckpt-* and "
+                            "data/val/*.png); run python -m kmax_tf.demo --work_dir=... first")
   config = kmax_tf.load_config(CONFIG, [
       f"train_dataset_options.file_pattern={records}/train*.tfrecord",
       f"eval_dataset_options.file_pattern={records}/val*.tfrecord"])
@@ -73,7 +76,11 @@ def main():
     with open(tmp, "w", encoding="utf-8") as f:
       json.dump(result, f, indent=2)
     os.replace(tmp, args.output_json)
+  return 0
+
+
+main = cli.command(_FLAGS, _benchmark, __doc__, input_errors=(FileNotFoundError,))
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(main())

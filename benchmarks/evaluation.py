@@ -15,7 +15,6 @@ panopticapi's pq_compute_single_core), which other load disturbs much less.
   python benchmarks/evaluation.py [--pairs=512] [--repeats=3] [--workers=2] \
       [--output_json=/tmp/kmax_tf_benchmark_evaluation.json]
 """
-import argparse
 import contextlib
 import io
 import json
@@ -26,8 +25,10 @@ import sys
 import tempfile
 import time
 
+from absl import flags
 import numpy as np
 
+from kmax_tf import cli
 from kmax_tf.evaluation import panoptic
 from kmax_tf.evaluation import panoptic_png
 from kmax_tf.testing import deeplab2_fixtures
@@ -146,14 +147,17 @@ def _max_difference(candidate, reference):
   return worst
 
 
-def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--pairs", type=int, default=512)
-  parser.add_argument("--repeats", type=int, default=3)
-  parser.add_argument("--workers", type=int, default=os.cpu_count())
-  parser.add_argument("--output_json", default="/tmp/kmax_tf_benchmark_evaluation.json")
-  args = parser.parse_args(argv)
+_FLAGS = flags.FlagValues()
+flags.DEFINE_integer("pairs", 512, "Image pairs (the 16 fixture images repeated).",
+                     flag_values=_FLAGS)
+flags.DEFINE_integer("repeats", 3, "Runs of each evaluator.", flag_values=_FLAGS)
+flags.DEFINE_integer("workers", os.cpu_count(), "Worker processes of kmax_tf's evaluator.",
+                     flag_values=_FLAGS)
+flags.DEFINE_string("output_json", "/tmp/kmax_tf_benchmark_evaluation.json",
+                    "JSON file to write.", flag_values=_FLAGS)
 
+
+def _benchmark(args: flags.FlagValues) -> int:
   from panopticapi.evaluation import pq_compute as panopticapi_pq_compute
   import hotcoco
   from hotcoco.panoptic import pq_compute as hotcoco_pq_compute
@@ -200,8 +204,11 @@ def main(argv=None):
   with open(args.output_json, "w") as f:
     json.dump(report, f, indent=2)
   print(f"wrote {args.output_json}")
-  return report
+  return 0
+
+
+main = cli.command(_FLAGS, _benchmark, __doc__)
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(main())

@@ -27,7 +27,6 @@ DeepLab2's figures from another run on this machine type
 measurement): SavedModel 333 MB, load 35 s, serving 1.52 s (R50 641, batch 1 only);
 TFLite of the full graph does not convert. Timings on the shared 2-core machines vary about +-20%.
 """
-import argparse
 import glob
 import json
 import os
@@ -38,10 +37,12 @@ import time
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+from absl import flags  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 import tensorflow as tf  # pylint: disable=wrong-import-position
 
 import kmax_tf  # pylint: disable=wrong-import-position
+from kmax_tf import cli  # pylint: disable=wrong-import-position
 from kmax_tf import outputs as keys  # pylint: disable=wrong-import-position
 from kmax_tf.checkpoints import checkpoint_io  # pylint: disable=wrong-import-position
 from kmax_tf.export import tflite_conversion  # pylint: disable=wrong-import-position
@@ -183,17 +184,20 @@ def tflite_case(saved_model, quantization, size, photos, workdir, repeats, refer
   return result
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--crop", type=int, default=641)
-  parser.add_argument("--quantizations", default="none,float16,dynamic_int8,full_int8",
-                      help="TFLite cases; empty for none")
-  parser.add_argument("--repeats", type=int, default=5)
-  parser.add_argument("--photos", type=int, default=4)
-  parser.add_argument("--workdir", default="/tmp/kmax_export_bench")
-  parser.add_argument("--output_json",
-                      default=os.path.join(_ROOT, "benchmarks", "results", "export.json"))
-  args = parser.parse_args()
+_FLAGS = flags.FlagValues()
+flags.DEFINE_integer("crop", 641, "Square eval crop of the exported model.", flag_values=_FLAGS)
+flags.DEFINE_string("quantizations", "none,float16,dynamic_int8,full_int8",
+                    "TFLite cases; empty for none", flag_values=_FLAGS)
+flags.DEFINE_integer("repeats", 5, "Timed calls per measurement.", flag_values=_FLAGS)
+flags.DEFINE_integer("photos", 4, "COCO fixture photos to run.", flag_values=_FLAGS)
+flags.DEFINE_string("workdir", "/tmp/kmax_export_bench",
+                    "Checkpoint, SavedModel and TFLite files (kept and reused).",
+                    flag_values=_FLAGS)
+flags.DEFINE_string("output_json", os.path.join(_ROOT, "benchmarks", "results", "export.json"),
+                    "JSON file to write.", flag_values=_FLAGS)
+
+
+def _benchmark(args: flags.FlagValues) -> int:
   os.makedirs(args.workdir, exist_ok=True)
   results = {"crop": args.crop, "tf_version": tf.__version__,
              "deeplab2_reference_from_another_run": DEEPLAB2,
@@ -255,12 +259,16 @@ def main():
       "int8_le_80mb": all(r["size_mb"] <= INT8_TARGET_MB for r in results["tflite"]
                           if r["quantization"] in ("dynamic_int8", "full_int8")),
   }
-  os.makedirs(os.path.dirname(args.output_json), exist_ok=True)
+  os.makedirs(os.path.dirname(os.path.abspath(args.output_json)), exist_ok=True)
   with open(args.output_json + ".tmp", "w") as f:
     json.dump(results, f, indent=2)
   os.replace(args.output_json + ".tmp", args.output_json)
   print(json.dumps(results["targets"]))
+  return 0
+
+
+main = cli.command(_FLAGS, _benchmark, __doc__)
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(main())

@@ -20,7 +20,6 @@ inference), its "forward + post-processing" its default call. Ratios are
 kmax_tf / DeepLab2 medians. Every result records the CPU model, its vector
 extensions, the oneDNN state and kmax_tf's kernel choices.
 """
-import argparse
 import gc
 import json
 import os
@@ -29,7 +28,10 @@ import sys
 import tempfile
 import time
 
+from absl import flags
+
 import deeplab2_beside  # the script's own directory is on sys.path
+from kmax_tf import cli
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _CONFIGS = {"r50": "configs/coco/kmax_r50.textproto",
@@ -37,23 +39,26 @@ _CONFIGS = {"r50": "configs/coco/kmax_r50.textproto",
             "axial_r50": "configs/coco/kmax_axial_r50.textproto"}
 
 
-def _parse(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--cases", default="r50_641,r50_1281,convnext_tiny_641",
-                      help="comma-separated <encoder>_<crop>; encoders: " + ", ".join(_CONFIGS))
-  parser.add_argument("--repeats", type=int, default=5, help="timed rounds after the warm-up")
-  parser.add_argument("--deeplab2_dir", default="",
-                      help="a DeepLab2 checkout (named deeplab2, protos compiled) to run beside")
-  parser.add_argument("--bfloat16", action="store_true",
-                      help="kmax_tf in mixed bfloat16 (DeepLab2 stays float32)")
-  parser.add_argument("--output_json", default=os.path.join(_ROOT, "benchmarks", "results",
-                                                            "inference.json"))
-  args = parser.parse_args(argv)
-  for case in args.cases.split(","):
+_FLAGS = flags.FlagValues()
+flags.DEFINE_string("cases", "r50_641,r50_1281,convnext_tiny_641",
+                    "comma-separated <encoder>_<crop>; encoders: " + ", ".join(_CONFIGS),
+                    flag_values=_FLAGS)
+flags.DEFINE_integer("repeats", 5, "timed rounds after the warm-up", flag_values=_FLAGS)
+flags.DEFINE_string("deeplab2_dir", "",
+                    "a DeepLab2 checkout (named deeplab2, protos compiled) to run beside",
+                    flag_values=_FLAGS)
+flags.DEFINE_bool("bfloat16", False, "kmax_tf in mixed bfloat16 (DeepLab2 stays float32)",
+                  flag_values=_FLAGS)
+flags.DEFINE_string("output_json", os.path.join(_ROOT, "benchmarks", "results", "inference.json"),
+                    "JSON file to write.", flag_values=_FLAGS)
+
+
+def _check_cases(cases):
+  for case in cases.split(","):
     name, _, size = case.rpartition("_")
     if name not in _CONFIGS or not size.isdigit():
-      parser.error(f"--cases: {case!r} is not <encoder>_<crop> with encoder in {sorted(_CONFIGS)}")
-  return args
+      raise cli.UsageError(
+          f"--cases: {case!r} is not <encoder>_<crop> with encoder in {sorted(_CONFIGS)}")
 
 
 def _timed(fn, images):
@@ -156,8 +161,8 @@ def _print(result):
   print("  ".join(line), flush=True)
 
 
-def main(argv=None):
-  args = _parse(argv)
+def _benchmark(args: flags.FlagValues) -> int:
+  _check_cases(args.cases)
   commit = deeplab2_beside.prepare(args.deeplab2_dir) if args.deeplab2_dir else None
   machine = deeplab2_beside.machine_record()
   print(f"machine: {machine['cpu_model']}; {machine['kernel_mode']}; "
@@ -176,6 +181,9 @@ def main(argv=None):
     json.dump({"machine": machine, "deeplab2_commit": commit, "results": results}, f, indent=2)
   os.replace(tmp, args.output_json)
   return 0
+
+
+main = cli.command(_FLAGS, _benchmark, __doc__, input_errors=(FileNotFoundError,))
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ printed and stored in the JSON):
     goal is to fit these images;
   - the evaluator's area limits (400 / 6400 pixels at 1281) scaled to the crop.
 """
-import argparse
 import contextlib
 import glob
 import json
@@ -36,6 +35,10 @@ import sys
 import tempfile
 import time
 
+from absl import flags
+
+from kmax_tf import cli
+
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _FIXTURE = os.path.join(os.path.dirname(_ROOT), "shared", "fixtures", "coco_val2017_16")
 _CONFIG = os.path.join(_ROOT, "configs", "coco", "kmax_r50.textproto")
@@ -45,18 +48,18 @@ _REPORTED_TERMS = ("total_loss", "pq_style_loss_class_term", "pq_style_loss_mask
                    "mask_id_cross_entropy_loss", "instance_discrimination_loss", "semantic_loss")
 
 
-def _parse(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--steps", type=int, default=300, help="training steps")
-  parser.add_argument("--crop", type=int, default=129, help="square crop side (32 n + 1)")
-  parser.add_argument("--batch", type=int, default=4, help="global batch size")
-  parser.add_argument("--learning_rate", type=float, default=1e-3)
-  parser.add_argument("--eval_every", type=int, default=100, help="steps between PQ evaluations")
-  parser.add_argument("--log_every", type=int, default=10, help="steps per loss point")
-  parser.add_argument("--work_dir", default="",
-                      help="records and checkpoints (default: a temporary folder, removed)")
-  parser.add_argument("--output_json", default="")
-  return parser.parse_args(argv)
+_FLAGS = flags.FlagValues()
+flags.DEFINE_integer("steps", 300, "training steps", flag_values=_FLAGS)
+flags.DEFINE_integer("crop", 129, "square crop side (32 n + 1)", flag_values=_FLAGS)
+flags.DEFINE_integer("batch", 4, "global batch size", flag_values=_FLAGS)
+flags.DEFINE_float("learning_rate", 1e-3, "base learning rate (50-step warmup)",
+                   flag_values=_FLAGS)
+flags.DEFINE_integer("eval_every", 100, "steps between PQ evaluations", flag_values=_FLAGS)
+flags.DEFINE_integer("log_every", 10, "steps per loss point", flag_values=_FLAGS)
+flags.DEFINE_string("work_dir", "",
+                    "records and checkpoints (default: a temporary folder, removed)",
+                    flag_values=_FLAGS)
+flags.DEFINE_string("output_json", "", "JSON file to write ('': none).", flag_values=_FLAGS)
 
 
 def _overrides(args, records):
@@ -107,8 +110,7 @@ def _pq_curve(eval_dir):
   return sorted(curve, key=lambda row: row["step"])
 
 
-def main(argv=None):
-  args = _parse(argv)
+def _benchmark(args: flags.FlagValues) -> int:
   started = time.time()
   work_dir = args.work_dir or tempfile.mkdtemp(prefix="kmax_tf_overfit_coco16_")
   records = os.path.join(work_dir, "records")
@@ -166,6 +168,9 @@ def main(argv=None):
     with open(args.output_json, "w", encoding="utf-8") as f:
       json.dump(result, f, indent=2)
   return 0
+
+
+main = cli.command(_FLAGS, _benchmark, __doc__)
 
 
 if __name__ == "__main__":

@@ -9,15 +9,17 @@ imports the fixture weights through a DeepLab2-format checkpoint, runs the fixtu
 photo, and reports max |ours - DeepLab2| / max |DeepLab2| over all stored float
 arrays, plus whether the integer maps and every kMaX layer's argmax are identical.
 """
-import argparse
 import json
 import os
+import sys
 import tempfile
 
+from absl import flags
 import numpy as np
 import tensorflow as tf
 
 import kmax_tf
+from kmax_tf import cli
 from kmax_tf import outputs as keys
 from kmax_tf.testing import deeplab2_checkpoint_writer
 from kmax_tf.testing import deeplab2_fixtures as fx
@@ -62,11 +64,14 @@ def measure(model_name, synchronized, ckpt):
           "maps_identical": maps_equal, "kmax_argmax_identical": argmax_equal}
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--output_json", default="benchmarks/results/parity.json")
-  parser.add_argument("--models", default=",".join(fx.MODEL_NAMES + fx.MOAT_MODEL_NAMES))
-  args = parser.parse_args()
+_FLAGS = flags.FlagValues()
+flags.DEFINE_string("output_json", "benchmarks/results/parity.json", "JSON file to write.",
+                    flag_values=_FLAGS)
+flags.DEFINE_string("models", ",".join(fx.MODEL_NAMES + fx.MOAT_MODEL_NAMES),
+                    "Comma-separated fixture models.", flag_values=_FLAGS)
+
+
+def _benchmark(args: flags.FlagValues) -> int:
   rows = []
   with tempfile.TemporaryDirectory() as tmp:
     for name in args.models.split(","):
@@ -81,7 +86,11 @@ def main():
   with open(args.output_json + ".tmp", "w") as f:
     json.dump(rows, f, indent=2)
   os.replace(args.output_json + ".tmp", args.output_json)
+  return 0
+
+
+main = cli.command(_FLAGS, _benchmark, __doc__)
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(main())

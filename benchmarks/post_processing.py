@@ -15,7 +15,6 @@ Absolute times only: for a comparison with DeepLab2, run
 `benchmarks/inference.py --deeplab2_dir=...`, which times forward pass and
 forward + post-processing of both in one process, alternating rounds.
 """
-import argparse
 import json
 import os
 import statistics
@@ -24,10 +23,12 @@ import time
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+from absl import flags  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 import tensorflow as tf  # pylint: disable=wrong-import-position
 
 import kmax_tf  # pylint: disable=wrong-import-position
+from kmax_tf import cli  # pylint: disable=wrong-import-position
 from kmax_tf import model_builder  # pylint: disable=wrong-import-position
 from kmax_tf import outputs as keys  # pylint: disable=wrong-import-position
 from kmax_tf.data import datasets  # pylint: disable=wrong-import-position
@@ -37,13 +38,14 @@ import deeplab2_beside  # pylint: disable=wrong-import-position
 
 CONFIG = os.path.join(_ROOT, "configs", "coco", "kmax_r50.textproto")
 
+_FLAGS = flags.FlagValues()
+flags.DEFINE_integer("repeats", 10, "Timed calls after the warm-up call.", flag_values=_FLAGS)
+flags.DEFINE_string("output_json", os.path.join(
+    _ROOT, "benchmarks", "results", "post_processing.json"), "JSON file to write.",
+                    flag_values=_FLAGS)
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--repeats", type=int, default=10)
-  parser.add_argument("--output_json", default=os.path.join(
-      _ROOT, "benchmarks", "results", "post_processing.json"))
-  args = parser.parse_args()
+
+def _benchmark(args: flags.FlagValues) -> int:
   path = os.path.join(deeplab2_fixtures.parity_dir(), "postprocessor",
                       "postproc_coco_000000037777.npz")
   with np.load(path) as npz:
@@ -70,12 +72,16 @@ def main():
         f"(min {1e3 * result['min_s']:.1f} ms), {segments} panoptic ids in the map "
         f"({result['machine']['kernel_mode']})",
         flush=True)
-  os.makedirs(os.path.dirname(args.output_json), exist_ok=True)
+  os.makedirs(os.path.dirname(os.path.abspath(args.output_json)), exist_ok=True)
   tmp = args.output_json + ".tmp"
   with open(tmp, "w") as f:
     json.dump(result, f, indent=2)
   os.replace(tmp, args.output_json)
+  return 0
+
+
+main = cli.command(_FLAGS, _benchmark, __doc__)
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(main())

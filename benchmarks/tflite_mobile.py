@@ -31,7 +31,6 @@ and a directory of images. Each is exported at the config's eval crop,
 converted per quantization, and the panoptic maps of every image are compared
 with the SavedModel's (fraction of equal pixels; also the worst image).
 """
-import argparse
 import json
 import os
 import statistics
@@ -41,11 +40,13 @@ import time
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+from absl import flags  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 import tensorflow as tf  # pylint: disable=wrong-import-position
 import tf_keras  # pylint: disable=wrong-import-position
 
 import kmax_tf  # pylint: disable=wrong-import-position
+from kmax_tf import cli  # pylint: disable=wrong-import-position
 from kmax_tf.checkpoints import checkpoint_io  # pylint: disable=wrong-import-position
 from kmax_tf.export import tflite_conversion  # pylint: disable=wrong-import-position
 from kmax_tf.testing import deeplab2_fixtures  # pylint: disable=wrong-import-position
@@ -253,21 +254,33 @@ def agreement(spec, quantizations, workdir):
   return out
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--encoders", default="tiny_moat0,tiny_moat1,tiny_moat2,tiny_moat3,r50")
-  parser.add_argument("--sizes", default="641,385")
-  parser.add_argument("--small_size_encoders", default="tiny_moat0,r50",
-                      help="encoders also measured at the sizes after the first")
-  parser.add_argument("--quantizations", default="none,float16,dynamic_int8")
-  parser.add_argument("--rounds", type=int, default=5)
-  parser.add_argument("--agreement", action="append", default=[])
-  parser.add_argument("--profile", default="tiny_moat0_641",
-                      help="ENCODER_SIZE whose network is also timed in cumulative cuts ('' = none)")
-  parser.add_argument("--profile_parts", default="encoder,pixel_decoder,heads")
-  parser.add_argument("--workdir", default="/tmp/kmax_tflite_mobile")
-  parser.add_argument("--output_json", default=None)
-  args = parser.parse_args()
+_FLAGS = flags.FlagValues()
+flags.DEFINE_string("encoders", "tiny_moat0,tiny_moat1,tiny_moat2,tiny_moat3,r50",
+                    "Comma-separated encoders: " + ", ".join(CONFIGS), flag_values=_FLAGS)
+flags.DEFINE_string("sizes", "641,385", "Comma-separated square input sizes.",
+                    flag_values=_FLAGS)
+flags.DEFINE_string("small_size_encoders", "tiny_moat0,r50",
+                    "encoders also measured at the sizes after the first", flag_values=_FLAGS)
+flags.DEFINE_string("quantizations", "none,float16,dynamic_int8",
+                    "Comma-separated TFLite quantizations.", flag_values=_FLAGS)
+flags.DEFINE_integer("rounds", 5, "Timed rounds (every file once per round).",
+                     flag_values=_FLAGS)
+flags.DEFINE_multi_string("agreement", [],
+                          "NAME:CONFIG:CHECKPOINT:DESCRIPTOR:IMAGE_DIR of a trained model "
+                          "(repeatable).", flag_values=_FLAGS)
+flags.DEFINE_string("profile", "tiny_moat0_641",
+                    "ENCODER_SIZE whose network is also timed in cumulative cuts ('' = none)",
+                    flag_values=_FLAGS)
+flags.DEFINE_string("profile_parts", "encoder,pixel_decoder,heads",
+                    "Comma-separated cuts of --profile.", flag_values=_FLAGS)
+flags.DEFINE_string("workdir", "/tmp/kmax_tflite_mobile",
+                    "Checkpoint, SavedModel and TFLite files (kept and reused).",
+                    flag_values=_FLAGS)
+flags.DEFINE_string("output_json", None, "JSON file to write (default: none).",
+                    flag_values=_FLAGS)
+
+
+def _benchmark(args: flags.FlagValues) -> int:
   quantizations = args.quantizations.split(",")
   sizes = [int(s) for s in args.sizes.split(",")]
   small = set(args.small_size_encoders.split(","))
@@ -301,7 +314,11 @@ def main():
     os.makedirs(os.path.dirname(os.path.abspath(args.output_json)), exist_ok=True)
     with open(args.output_json, "w") as f:
       json.dump(results, f, indent=1)
+  return 0
+
+
+main = cli.command(_FLAGS, _benchmark, __doc__)
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(main())

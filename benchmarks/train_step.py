@@ -28,7 +28,6 @@ per-model figure; the kmax_tf-alone child still gives kmax_tf's memory.
 Every result records the CPU model, its vector extensions, the oneDNN state and
 kmax_tf's kernel choices.
 """
-import argparse
 import json
 import os
 import resource
@@ -39,29 +38,38 @@ import tempfile
 import time
 
 _START = time.time()
+
+from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from kmax_tf import cli  # pylint: disable=g-import-not-at-top,wrong-import-position
+
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _FIXTURE = os.path.join(os.path.dirname(_ROOT), "shared", "fixtures", "coco_val2017_16")
 _CONFIG = os.path.join(_ROOT, "configs", "coco", "kmax_r50.textproto")
 
 
-def _parse(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--steps", type=int, default=10, help="timed steps after the first")
-  parser.add_argument("--crop", type=int, default=257)
-  parser.add_argument("--batch", type=int, default=2)
-  parser.add_argument("--precision", default="float32",
-                      choices=("float32", "bfloat16", "float16"))
-  parser.add_argument("--gradient_recomputation", action="store_true",
-                      help="recompute pixel encoder / decoder activations in the backward pass")
-  parser.add_argument("--records", default=os.path.join(tempfile.gettempdir(),
-                                                        "kmax_tf_bench_coco16"))
-  parser.add_argument("--deeplab2_dir", default="",
-                      help="a DeepLab2 checkout (named deeplab2, protos compiled) to run beside")
-  parser.add_argument("--output_json", default="")
-  parser.add_argument("--child", default="", choices=("", "kmax_tf", "pair"),
-                      help=argparse.SUPPRESS)
-  parser.add_argument("--batch_file", default="", help=argparse.SUPPRESS)
-  return parser.parse_args(argv)
+_FLAGS = flags.FlagValues()
+flags.DEFINE_integer("steps", 10, "timed steps after the first", flag_values=_FLAGS)
+flags.DEFINE_integer("crop", 257, "square crop side", flag_values=_FLAGS)
+flags.DEFINE_integer("batch", 2, "batch size", flag_values=_FLAGS)
+flags.DEFINE_enum("precision", "float32", ("float32", "bfloat16", "float16"),
+                  "kmax_tf's compute precision (mixed for bfloat16 / float16)",
+                  flag_values=_FLAGS)
+flags.DEFINE_bool("gradient_recomputation", False,
+                  "recompute pixel encoder / decoder activations in the backward pass",
+                  flag_values=_FLAGS)
+flags.DEFINE_string("records", os.path.join(tempfile.gettempdir(), "kmax_tf_bench_coco16"),
+                    "folder of the converted COCO fixture records and the saved fixed batch",
+                    flag_values=_FLAGS)
+flags.DEFINE_string("deeplab2_dir", "",
+                    "a DeepLab2 checkout (named deeplab2, protos compiled) to run beside",
+                    flag_values=_FLAGS)
+flags.DEFINE_string("output_json", "", "JSON file to write ('': none)", flag_values=_FLAGS)
+# Set by the parent process on the command lines of its children.
+flags.DEFINE_enum("child", "", ("", "kmax_tf", "pair"),
+                  "internal: the measured child process to run", flag_values=_FLAGS)
+flags.DEFINE_string("batch_file", "", "internal: the fixed batch (.npz) for a child",
+                    flag_values=_FLAGS)
 
 
 def _convert(records):
@@ -257,8 +265,7 @@ def _run_child(args, mode, batch_file):
   return json.loads(child.stdout.strip().splitlines()[-1])
 
 
-def main(argv=None):
-  args = _parse(argv)
+def _benchmark(args: flags.FlagValues) -> int:
   if args.child == "kmax_tf":
     _child(args)
     return 0
@@ -266,7 +273,7 @@ def main(argv=None):
     _pair_child(args)
     return 0
   if args.deeplab2_dir and args.precision != "float32":
-    raise SystemExit("--deeplab2_dir compares float32 steps; DeepLab2 has no --precision.")
+    raise cli.UsageError("--deeplab2_dir compares float32 steps; DeepLab2 has no --precision.")
   _convert(args.records)
   batch_file = os.path.join(args.records, f"batch_{args.crop}_{args.batch}.npz")
   if not os.path.exists(batch_file):
@@ -286,6 +293,9 @@ def main(argv=None):
       json.dump(result, f, indent=2)
     os.replace(tmp, args.output_json)
   return 0
+
+
+main = cli.command(_FLAGS, _benchmark, __doc__)
 
 
 if __name__ == "__main__":
