@@ -22,9 +22,9 @@ Why not tf-models-official's `official.projects.detr.ops.matchers` (DETR's and
 DeepLab2's TF Hungarian method): it also finds scipy's optimum (every random
 and tied 10x10 and 128x128 case we tried, and 128 slots x 5 or 40 ground-truth
 masks padded to 128 rows) and compiles with jit_compile=True, but it takes
-square matrices only (rectangular ones raise InvalidArgumentError) and is about
-two orders of magnitude slower on kMaX's 128 x 128 costs (benchmarks/matcher.py,
-BENCHMARKS.md). tests/test_model_garden_equivalents.py checks its optimality and
+square matrices only (rectangular ones raise InvalidArgumentError) and is many
+times slower on kMaX's 128 x 128 costs, as a graph and under XLA
+(benchmarks/matcher.py, BENCHMARKS.md). tests/test_model_garden_equivalents.py checks its optimality and
 its square-only input.
 """
 import tensorflow as tf
