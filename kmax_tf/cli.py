@@ -50,6 +50,9 @@ def run(argv: Optional[Sequence[str]], flag_values: flags.FlagValues,
     print(doc)
     print(flag_values.get_help())
     return 0
+  # Before parsing: absl's --verbosity sets the root logger's level only when
+  # its handler is installed.
+  logging.use_absl_handler()
   try:
     try:
       rest = flag_values([program] + args, known_only=True)
@@ -57,10 +60,13 @@ def run(argv: Optional[Sequence[str]], flag_values: flags.FlagValues,
       rest = flags.FLAGS(rest, known_only=False)
       if len(rest) > 1:
         raise UsageError(f"unexpected arguments: {' '.join(rest[1:])}")
+      # INFO records reach stderr unless --verbosity says otherwise, as under
+      # absl.app.run (absl's own default is WARNING).
+      if flags.FLAGS["verbosity"].using_default_value:
+        flags.FLAGS.verbosity = 0
     except (flags.Error, UsageError) as e:
       print(f"error: {e}\n(see {program} --help)", file=sys.stderr)
       return USAGE_ERROR
-    logging.use_absl_handler()
     try:
       status = body(flag_values)
     except UsageError as e:

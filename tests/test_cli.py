@@ -1,4 +1,7 @@
 """kmax_tf.cli: the one command-line convention every kmax_tf command follows."""
+import subprocess
+import sys
+
 from absl import flags
 import pytest
 
@@ -71,6 +74,28 @@ def test_absl_logging_flags_are_accepted():
   values, body, seen = _command()
   assert cli.run(["--config_file=a", "--verbosity=0"], values, body, doc="d") == 0
   assert seen == [("a", 3, [])]
+
+
+_LOGGING_COMMAND = """
+import sys
+from absl import flags, logging
+from kmax_tf import cli
+def body(f):
+  logging.info("an info record")
+  logging.warning("a warning record")
+sys.exit(cli.run(sys.argv[1:], flags.FlagValues(), body, doc="d"))
+"""
+
+
+@pytest.mark.parametrize("argv,info_shown", [([], True), (["--verbosity=-1"], False)])
+def test_info_logs_reach_stderr_unless_verbosity_lowers_them(argv, info_shown):
+  # The trainer's messages ("Restored ...", "Recomputing ...") are absl INFO
+  # records; absl alone shows only WARNING and above. (A child process: pytest
+  # captures logging records in its own handlers.)
+  done = subprocess.run([sys.executable, "-c", _LOGGING_COMMAND] + argv, capture_output=True,
+                        text=True, timeout=120, check=True)
+  assert ("an info record" in done.stderr) == info_shown
+  assert "a warning record" in done.stderr
 
 
 def test_parse_size():
