@@ -14,7 +14,6 @@ weights the kMaX cluster assignments are near ties and any rounding changes
 them. Speed: `python benchmarks/inference.py --bfloat16`.
 """
 import glob
-import json
 import os
 import sys
 
@@ -25,6 +24,8 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 import kmax_tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 from kmax_tf import cli  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+import deeplab2_beside  # the script's own directory is on sys.path
 from kmax_tf import predict  # pylint: disable=g-import-not-at-top,wrong-import-position
 from kmax_tf.data import descriptor_json  # pylint: disable=g-import-not-at-top,wrong-import-position
 from kmax_tf.export import saved_model_export  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -71,11 +72,7 @@ def _benchmark(args: flags.FlagValues) -> int:
   print(f"{len(images)} images: {100 * equal / total:.2f}% of panoptic pixels equal "
         f"(worst image {100 * worst:.2f}%), same segment ids in {same_segments}/{len(images)}")
   if args.output_json:
-    os.makedirs(os.path.dirname(os.path.abspath(args.output_json)), exist_ok=True)
-    tmp = args.output_json + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-      json.dump(result, f, indent=2)
-    os.replace(tmp, args.output_json)
+    deeplab2_beside.write_json(args.output_json, result)
   return 0
 
 

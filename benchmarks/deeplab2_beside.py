@@ -14,6 +14,7 @@ otherwise; its model-only checkpoint is then written with DeepLab2's own
 checkpoint items and loaded into kmax_tf with `load_deeplab2_checkpoint`, so
 both compute with the same numbers.
 """
+import json
 import os
 import subprocess
 import sys
@@ -139,6 +140,15 @@ def photo(size):
     return pixels[np.newaxis].astype(np.float32), os.path.basename(PHOTO)
   return (np.random.RandomState(0).uniform(0, 255, [1, size, size, 3]).astype(np.float32),
           "uniform noise")
+
+
+def write_json(path, result):
+  """Writes `result` to `path` as JSON through a temporary file (no half-written file)."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  tmp = path + ".tmp"
+  with open(tmp, "w", encoding="utf-8") as f:
+    json.dump(result, f, indent=2)
+  os.replace(tmp, path)
 
 
 def machine_record():

@@ -21,7 +21,6 @@ kmax_tf / DeepLab2 medians. Every result records the CPU model, its vector
 extensions, the oneDNN state and kmax_tf's kernel choices.
 """
 import gc
-import json
 import os
 import statistics
 import sys
@@ -175,11 +174,7 @@ def _benchmark(args: flags.FlagValues) -> int:
       _print(result)
       results.append(result)
       gc.collect()
-  os.makedirs(os.path.dirname(os.path.abspath(args.output_json)), exist_ok=True)
-  tmp = args.output_json + ".tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
-    json.dump({"machine": machine, "deeplab2_commit": commit, "results": results}, f, indent=2)
-  os.replace(tmp, args.output_json)
+  deeplab2_beside.write_json(args.output_json, {"machine": machine, "deeplab2_commit": commit, "results": results})
   return 0
 
 

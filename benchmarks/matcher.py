@@ -17,7 +17,6 @@ solvers' total costs are checked against scipy.optimize.linear_sum_assignment.
 The ratio is kmax_tf / library median time in the same mode and run.
 """
 import importlib.metadata
-import json
 import os
 import statistics
 import sys
@@ -127,11 +126,7 @@ def _benchmark(args: flags.FlagValues) -> int:
           f"(tf-models-official / kmax_tf = {1 / ratio[mode]:.1f}x)")
   print(f"1-minute load average {load_before:.2f} before, "
         f"{result['load_average_1m_after']:.2f} after")
-  os.makedirs(os.path.dirname(os.path.abspath(args.output_json)), exist_ok=True)
-  tmp = args.output_json + ".tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
-    json.dump(result, f, indent=2)
-  os.replace(tmp, args.output_json)
+  deeplab2_beside.write_json(args.output_json, result)
   print(f"wrote {args.output_json}")
   return 0 if all(optimal.values()) else 1
 

@@ -15,7 +15,6 @@ Absolute times only: for a comparison with DeepLab2, run
 `benchmarks/inference.py --deeplab2_dir=...`, which times forward pass and
 forward + post-processing of both in one process, alternating rounds.
 """
-import json
 import os
 import statistics
 import sys
@@ -72,11 +71,7 @@ def _benchmark(args: flags.FlagValues) -> int:
         f"(min {1e3 * result['min_s']:.1f} ms), {segments} panoptic ids in the map "
         f"({result['machine']['kernel_mode']})",
         flush=True)
-  os.makedirs(os.path.dirname(os.path.abspath(args.output_json)), exist_ok=True)
-  tmp = args.output_json + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(result, f, indent=2)
-  os.replace(tmp, args.output_json)
+  deeplab2_beside.write_json(args.output_json, result)
   return 0
 
 

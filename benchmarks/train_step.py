@@ -43,6 +43,8 @@ from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-posit
 
 from kmax_tf import cli  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+import deeplab2_beside  # the script's own directory is on sys.path
+
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _FIXTURE = os.path.join(os.path.dirname(_ROOT), "shared", "fixtures", "coco_val2017_16")
 _CONFIG = os.path.join(_ROOT, "configs", "coco", "kmax_r50.textproto")
@@ -137,7 +139,6 @@ def _deeplab2_step(config, batch):
   from deeplab2.model.loss import loss_builder  # pylint: disable=g-import-not-at-top
   from deeplab2.trainer import runner_utils  # pylint: disable=g-import-not-at-top
   from deeplab2.trainer import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
-  import deeplab2_beside  # pylint: disable=g-import-not-at-top
   info = dataset.MAP_NAME_TO_DATASET_INFO[config.train_dataset_options.dataset]
   model = deeplab2_beside.build_deeplab2_model(config, config.train_dataset_options.crop_size[0])
   loss = loss_builder.DeepLabFamilyLoss(
@@ -173,7 +174,6 @@ def _child(args):
   import tf_keras  # pylint: disable=g-import-not-at-top
   from kmax_tf.config import loader  # pylint: disable=g-import-not-at-top
   from kmax_tf.runtime.heap_trimmer import HeapTrimmer  # pylint: disable=g-import-not-at-top
-  import deeplab2_beside  # pylint: disable=g-import-not-at-top
 
   config = loader.load_config(_CONFIG, _overrides(args))
   tf_keras.utils.set_random_seed(0)
@@ -206,7 +206,6 @@ def _child(args):
 
 def _pair_child(args):
   """DeepLab2's and kmax_tf's steps alternated in one process; prints one JSON line."""
-  import deeplab2_beside  # pylint: disable=g-import-not-at-top
   deeplab2_beside.prepare(args.deeplab2_dir)
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tf_keras  # pylint: disable=g-import-not-at-top
@@ -287,11 +286,7 @@ def _benchmark(args: flags.FlagValues) -> int:
     result["beside_deeplab2"] = _run_child(args, "pair", batch_file)
   print(json.dumps(result, indent=2))
   if args.output_json:
-    os.makedirs(os.path.dirname(os.path.abspath(args.output_json)), exist_ok=True)
-    tmp = args.output_json + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-      json.dump(result, f, indent=2)
-    os.replace(tmp, args.output_json)
+    deeplab2_beside.write_json(args.output_json, result)
   return 0
 
 
