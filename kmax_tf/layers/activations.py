@@ -26,11 +26,16 @@ def _gelu_derivative(x):
   return cdf + x * pdf
 
 
-@tf.RegisterGradient(_GRAPH_GRADIENT)
 def _gelu_graph_gradient(op, upstream, unused_upstream_of_x):
   # Inputs of the IdentityN: (GELU(x), x). Nothing flows into tf.nn.gelu's
   # intermediates, so they are not kept for the backward pass.
   return [None, upstream * _gelu_derivative(op.inputs[1])]
+
+
+try:
+  tf.RegisterGradient(_GRAPH_GRADIENT)(_gelu_graph_gradient)
+except KeyError:  # this module imported again (importlib.reload): the first one stays
+  pass
 
 
 @tf.custom_gradient
